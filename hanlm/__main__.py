@@ -1,0 +1,5 @@
+import sys
+
+from hanlm.cli import main
+
+sys.exit(main())
