@@ -28,39 +28,57 @@ class Verb:
 
 VERBS: dict[str, Verb] = {
     "tokenizer train": Verb(
-        "hanlm.tokenizer", "TokenizerTrainConfig", "train_tokenizer",
+        "hanlm.tokenizer",
+        "TokenizerTrainConfig",
+        "train_tokenizer",
         "train a WordPiece vocabulary on a Korean corpus",
     ),
     "data build": Verb(
-        "hanlm.data.build", "DataBuildConfig", "build_dataset",
+        "hanlm.data.build",
+        "DataBuildConfig",
+        "build_dataset",
         "documents -> NSP segment pairs in memory-mapped shards",
     ),
     "pretrain": Verb(
-        "hanlm.train.pretrain", "PretrainConfig", "pretrain",
+        "hanlm.train.pretrain",
+        "PretrainConfig",
+        "pretrain",
         "pretrain a BERT (MLM + NSP) on built shards",
     ),
     "export": Verb(
-        "hanlm.export", "ExportConfig", "export_model",
+        "hanlm.export",
+        "ExportConfig",
+        "export_model",
         "write a checkpoint as a Hugging Face model directory with a model card",
     ),
     "fill-mask": Verb(
-        "hanlm.infer", "FillMaskConfig", "fill_mask_cli",
+        "hanlm.infer",
+        "FillMaskConfig",
+        "fill_mask_cli",
         "top-k predictions for [MASK] in a sentence",
     ),
     "demo": Verb(
-        "hanlm.demo", "DemoConfig", "run_demo",
+        "hanlm.demo",
+        "DemoConfig",
+        "run_demo",
         "tokenizer -> data -> pretrain -> export -> fill-mask on the embedded corpus",
     ),
     "finetune": Verb(
-        "hanlm.tasks.run", "FinetuneConfig", "finetune",
+        "hanlm.tasks.run",
+        "FinetuneConfig",
+        "finetune",
         "fine-tune a BERT on a task",
     ),
     "evaluate": Verb(
-        "hanlm.tasks.run", "EvaluateConfig", "evaluate",
+        "hanlm.tasks.run",
+        "EvaluateConfig",
+        "evaluate",
         "score a fine-tuned model on a task's data with the official metric",
     ),
     "predict": Verb(
-        "hanlm.tasks.run", "PredictConfig", "predict",
+        "hanlm.tasks.run",
+        "PredictConfig",
+        "predict",
         "write predictions mapped back to the input as JSONL",
     ),
 }

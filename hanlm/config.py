@@ -195,7 +195,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise HanlmError(f"invalid YAML: {getattr(e, 'problem', e)}", path=str(path), line=line) from None
+        raise HanlmError(
+            f"invalid YAML: {getattr(e, 'problem', e)}", path=str(path), line=line
+        ) from None
     if tree is None:
         return {}
     if not isinstance(tree, dict):

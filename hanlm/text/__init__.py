@@ -1,6 +1,24 @@
 """Reading and normalising Korean text: corpora in every format hanlm accepts."""
 
-from hanlm.text.corpus import CorpusConfig, Document, read_documents, read_texts
-from hanlm.text.normalize import normalize
+from hanlm.text.corpus import (
+    CorpusConfig,
+    CorpusStats,
+    Document,
+    load_ids,
+    read_documents,
+    read_texts,
+)
+from hanlm.text.normalize import NormalizeStats, normalize
+from hanlm.text.sentences import split_sentences
 
-__all__ = ["CorpusConfig", "Document", "normalize", "read_documents", "read_texts"]
+__all__ = [
+    "CorpusConfig",
+    "CorpusStats",
+    "Document",
+    "NormalizeStats",
+    "load_ids",
+    "normalize",
+    "read_documents",
+    "read_texts",
+    "split_sentences",
+]

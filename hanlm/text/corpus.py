@@ -1,27 +1,54 @@
-"""INTERFACE STUB — to be implemented (see docstrings). Do not change signatures without
-updating hanlm/data/build.py and hanlm/tokenizer.
+"""Streaming corpus readers: every format hanlm accepts, one document at a time.
 
 Corpus formats (``format``; ``auto`` picks by extension, after stripping ``.gz``):
 - ``docs``  (.txt): one sentence per line, documents separated by blank lines (BERT's format).
-  A ``.txt`` whose first non-blank line starts with ``<doc `` is read as ``wiki``.
+  A ``.txt`` whose first non-blank line starts with ``<doc `` is read as ``wiki``; one whose
+  first line is a tab-separated header naming ``text_column`` (NSMC's ``ratings_*.txt`` with
+  ``--text-column document``) is read as ``tsv``.
 - ``lines``: one document per line (use with ``split_sentences``).
 - ``wiki``: WikiExtractor ``<doc id=".." url=".." title="..">`` ... ``</doc>`` blocks; one
   paragraph a line; the title line (first line after <doc>, equal to the title) is dropped;
   document id = the ``id`` attribute.
 - ``jsonl`` (.jsonl/.json lines): one JSON object a line, text in ``text_column``.
-- ``tsv``/``csv``: header row; text in ``text_column``.
+- ``tsv``/``csv``: header row; text in ``text_column``. TSV is read without quote handling
+  (``csv.QUOTE_NONE``): NSMC-style files are not quoted, and 736 raw NSMC reviews start with
+  ``"``, which a quoting reader would join with the following lines.
 For jsonl/tsv/csv: without ``group_column`` each record is one document; with it, records whose
 group value is equal form one document (each record one line of it), grouped within windows of
-``group_window`` consecutive records so memory stays bounded on unsorted files.
+``group_window`` consecutive records so memory stays bounded on unsorted files (a group split
+by a window boundary becomes two documents with the same id).
+
+Files are decoded one line at a time, so an encoding error names its line; ``.gz`` files are
+decompressed on the fly. Every text goes through :func:`hanlm.text.normalize.normalize`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import codecs
+import csv
+import difflib
+import gzip
+import html
+import itertools
+import json
+import logging
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import IO, Literal
 
 from hanlm.config import opt
+from hanlm.errors import HanlmError
+from hanlm.text.normalize import NormalizeStats, normalize
+from hanlm.text.sentences import split_sentences
+
+logger = logging.getLogger(__name__)
+
+_EXTENSIONS = {".txt": "docs", ".jsonl": "jsonl", ".json": "jsonl", ".tsv": "tsv", ".csv": "csv"}
+_TABULAR = ("jsonl", "tsv", "csv")
+_SPLIT_BATCH = 1024  # texts per kiwi call: large enough for kiwi's threads, small in memory
+_ATTRIBUTE = re.compile(r'(\w+)="([^"]*)"')
 
 
 @dataclass
@@ -48,9 +75,518 @@ class Document:
     source: str  # "path:line" where the document starts (for error messages)
 
 
-def read_documents(paths: list[str], cfg: CorpusConfig) -> Iterator[Document]:
-    raise NotImplementedError
+@dataclass
+class CorpusStats:
+    """What a read saw; pass one to the readers to log or check it afterwards."""
+
+    files: int = 0
+    records: int = 0  # lines / records / paragraphs that held text
+    empty: int = 0  # records whose text was empty after normalisation (not data loss)
+    excluded_records: int = 0  # records whose id was in --exclude-ids
+    excluded_documents: int = 0  # documents (wiki articles, groups) whose id was excluded
+    documents: int = 0
+    sentences: int = 0
+    normalize: NormalizeStats = field(default_factory=NormalizeStats)
+
+    @property
+    def excluded(self) -> int:
+        return self.excluded_records + self.excluded_documents
+
+    def describe(self) -> str:
+        return (
+            f"read {self.files} file(s): {self.documents:,} documents, {self.sentences:,} "
+            f"sentences from {self.records:,} records; excluded {self.excluded_records:,} "
+            f"records and {self.excluded_documents:,} documents by id; "
+            f"{self.empty:,} empty records; {self.normalize.describe()}"
+        )
 
 
-def read_texts(paths: list[str], cfg: CorpusConfig) -> Iterator[str]:
-    raise NotImplementedError
+@dataclass
+class _Record:
+    text: str
+    id: str | None
+    group: str | None
+    source: str
+
+
+@dataclass
+class _RawDocument:
+    id: str
+    source: str
+    texts: list[str]  # normalised, non-empty; sentences once split
+
+
+# ---------------------------------------------------------------- public readers
+
+
+def read_documents(
+    paths: list[str], cfg: CorpusConfig, stats: CorpusStats | None = None
+) -> Iterator[Document]:
+    """Stream the documents of ``paths`` in order; raise HanlmError on bad input.
+
+    A file that yields no document at all (empty, blank lines only, everything excluded) is an
+    error: it is almost always a wrong path, format or column.
+    """
+    stats = stats if stats is not None else CorpusStats()
+    paths = [str(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
+    if not paths:
+        raise HanlmError("no corpus files given")
+    _check_encoding(cfg.encoding)
+    for path in paths:
+        _open_binary(path).close()  # fail on a missing file before reading the others
+    exclude = load_ids(cfg.exclude_ids)
+    for path in paths:
+        yield from _read_file(path, cfg, exclude, stats)
+    logger.info("%s", stats.describe())
+    if exclude and stats.excluded == 0:
+        logger.warning(
+            "none of the %s ids in --exclude-ids occurred in the corpus: check --id-column",
+            f"{len(exclude):,}",
+        )
+
+
+def read_texts(
+    paths: list[str], cfg: CorpusConfig, stats: CorpusStats | None = None
+) -> Iterator[str]:
+    """Every normalised sentence (or line) of the corpus, for tokenizer training."""
+    for doc in read_documents(paths, cfg, stats):
+        yield from doc.sentences
+
+
+def load_ids(paths: list[str]) -> set[str]:
+    """Ids from files holding one id a line, or a TSV/CSV whose header has an ``id`` column."""
+    ids: set[str] = set()
+    for path in paths:
+        found = set(_ids_in_file(str(path)))
+        if not found:
+            raise HanlmError("no ids found in the --exclude-ids file", path=str(path))
+        logger.info("excluding %s ids listed in %s", f"{len(found):,}", path)
+        ids |= found
+    return ids
+
+
+# ---------------------------------------------------------------- files and lines
+
+
+def _check_encoding(encoding: str) -> None:
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise HanlmError(f"unknown encoding {encoding!r} (e.g. utf-8, cp949)") from None
+    if name.startswith(("utf-16", "utf-32")):
+        raise HanlmError(f"{encoding} files are not supported: convert the corpus to UTF-8")
+
+
+def _open_binary(path: str) -> IO[bytes]:
+    p = Path(path)
+    if not p.exists():
+        raise HanlmError("file not found", path=path)
+    if p.is_dir():
+        raise HanlmError("is a directory, expected a corpus file", path=path)
+    try:
+        return gzip.open(p, "rb") if p.name.endswith(".gz") else p.open("rb")
+    except OSError as e:
+        raise HanlmError(f"cannot open: {e.strerror or e}", path=path) from None
+
+
+def _lines(path: str, encoding: str, errors: str = "strict") -> Iterator[tuple[int, str]]:
+    """(line number, line with its line break), decoded line by line.
+
+    Decoding each line separately (not through a buffered text stream, which decodes 8 KB
+    ahead) is what lets an encoding error name the line it is on.
+    """
+    lineno = 0
+    with _open_binary(path) as f:
+        try:
+            for lineno, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode(encoding, errors)
+                except UnicodeDecodeError as e:
+                    raise HanlmError(
+                        _decode_error(e, encoding, lineno), path=path, line=lineno
+                    ) from None
+                yield lineno, line.removeprefix("\ufeff") if lineno == 1 else line
+        except (OSError, EOFError) as e:  # corrupt or truncated gzip
+            raise HanlmError(f"cannot read after line {lineno}: {e}", path=path) from None
+
+
+def _decode_error(e: UnicodeDecodeError, encoding: str, lineno: int) -> str:
+    what = f"not valid {encoding} at line {lineno} (byte 0x{e.object[e.start]:02x} at offset {e.start})"
+    if codecs.lookup(encoding).name == "utf-8":
+        return what + "; if it is CP949/EUC-KR pass --encoding cp949"
+    return what + "; check --encoding"
+
+
+def _peek(lines: Iterator[tuple[int, str]]) -> tuple[str, Iterator[tuple[int, str]]]:
+    """The first non-blank line (stripped), and an iterator that still yields every line."""
+    head = []
+    for item in lines:
+        head.append(item)
+        if item[1].strip():
+            return item[1].strip(), itertools.chain(head, lines)
+    return "", iter(head)
+
+
+# ---------------------------------------------------------------- per file
+
+
+def _read_file(
+    path: str, cfg: CorpusConfig, exclude: set[str], stats: CorpusStats
+) -> Iterator[Document]:
+    stats.files += 1
+    documents_before, excluded_before = stats.documents, stats.excluded
+    fmt, lines = _format_and_lines(path, cfg)
+    if exclude:
+        _check_ids_available(fmt, cfg, path)
+    docs = _drop_excluded_documents(
+        _raw_documents(fmt, path, lines, cfg, exclude, stats), exclude, stats
+    )
+    if cfg.split_sentences:
+        docs = _split_in_batches(docs)
+    for doc in docs:
+        if doc.texts:
+            stats.documents += 1
+            stats.sentences += len(doc.texts)
+            yield Document(id=doc.id, sentences=doc.texts, source=doc.source)
+    if stats.documents == documents_before:
+        raise HanlmError(_nothing_found(path, fmt, cfg, stats.excluded - excluded_before))
+
+
+def _format_and_lines(path: str, cfg: CorpusConfig) -> tuple[str, Iterator[tuple[int, str]]]:
+    lines = _lines(path, cfg.encoding)
+    if cfg.format != "auto":
+        return cfg.format, lines
+    name = path.removesuffix(".gz")
+    fmt = _EXTENSIONS.get(Path(name).suffix.lower())
+    if fmt is None:
+        raise HanlmError(
+            f"cannot tell the corpus format from the name {Path(name).name!r}; "
+            "pass --format (docs, lines, wiki, jsonl, tsv or csv)",
+            path=path,
+        )
+    if fmt != "docs":
+        return fmt, lines
+    first, lines = _peek(lines)
+    if first.startswith("<doc ") or first == "<doc>":
+        return "wiki", lines
+    if "\t" in first and cfg.text_column in [c.strip() for c in first.split("\t")]:
+        return "tsv", lines
+    return "docs", lines
+
+
+def _check_ids_available(fmt: str, cfg: CorpusConfig, path: str) -> None:
+    """Refuse an exclusion that could not match anything: silent leakage is the worst outcome."""
+    if fmt in ("docs", "lines"):
+        raise HanlmError(
+            f"--exclude-ids needs record ids, and the {fmt} format has none "
+            "(use jsonl/tsv/csv with --id-column, or wiki)",
+            path=path,
+        )
+    if fmt in _TABULAR and cfg.id_column is None and cfg.group_column is None:
+        raise HanlmError(
+            f"--exclude-ids needs --id-column to know which {fmt} column holds the ids", path=path
+        )
+
+
+def _nothing_found(path: str, fmt: str, cfg: CorpusConfig, excluded: int) -> str:
+    how = f"read as {fmt}" + (f", text column {cfg.text_column!r}" if fmt in _TABULAR else "")
+    why = f"; {excluded:,} records/documents were excluded by --exclude-ids" if excluded else ""
+    return f"no text found in {path} ({how}){why}"
+
+
+def _raw_documents(
+    fmt: str,
+    path: str,
+    lines: Iterator[tuple[int, str]],
+    cfg: CorpusConfig,
+    exclude: set[str],
+    stats: CorpusStats,
+) -> Iterator[_RawDocument]:
+    if fmt == "docs":
+        return _read_docs(path, lines, stats)
+    if fmt == "lines":
+        return _read_lines(path, lines, stats)
+    if fmt == "wiki":
+        return _read_wiki(path, lines, stats)
+    records = (
+        _read_jsonl(path, lines, cfg, stats)
+        if fmt == "jsonl"
+        else _read_table(path, lines, cfg, fmt, stats)
+    )
+    return _records_to_documents(records, cfg, exclude, stats)
+
+
+# ---------------------------------------------------------------- line formats
+
+
+def _read_docs(
+    path: str, lines: Iterable[tuple[int, str]], stats: CorpusStats
+) -> Iterator[_RawDocument]:
+    doc: _RawDocument | None = None
+    for lineno, line in lines:
+        text = normalize(line, stats.normalize)
+        if not text:
+            if doc is not None:
+                yield doc
+            doc = None
+            continue
+        stats.records += 1
+        if doc is None:
+            doc = _RawDocument(id=f"{path}:{lineno}", source=f"{path}:{lineno}", texts=[])
+        doc.texts.append(text)
+    if doc is not None:
+        yield doc
+
+
+def _read_lines(
+    path: str, lines: Iterable[tuple[int, str]], stats: CorpusStats
+) -> Iterator[_RawDocument]:
+    for lineno, line in lines:
+        text = normalize(line, stats.normalize)
+        if text:
+            stats.records += 1
+            yield _RawDocument(id=f"{path}:{lineno}", source=f"{path}:{lineno}", texts=[text])
+
+
+def _read_wiki(
+    path: str, lines: Iterable[tuple[int, str]], stats: CorpusStats
+) -> Iterator[_RawDocument]:
+    doc: _RawDocument | None = None
+    title: str | None = None  # still to be dropped if it is the first line
+    for lineno, line in lines:
+        tag = line.strip()
+        if tag.startswith("<doc ") or tag == "<doc>":
+            if doc is not None:
+                raise HanlmError(
+                    f"<doc> opened before the one at {doc.source} was closed",
+                    path=path,
+                    line=lineno,
+                )
+            attributes = dict(_ATTRIBUTE.findall(tag))
+            doc = _RawDocument(
+                id=attributes.get("id") or f"{path}:{lineno}", source=f"{path}:{lineno}", texts=[]
+            )
+            title = normalize(html.unescape(attributes.get("title", "")))
+            continue
+        if tag == "</doc>":
+            if doc is None:
+                raise HanlmError("</doc> without an opening <doc ...>", path=path, line=lineno)
+            yield doc
+            doc = None
+            continue
+        text = normalize(line, stats.normalize)
+        if not text:
+            continue
+        if doc is None:
+            raise HanlmError(
+                "text outside a <doc ...> block: not WikiExtractor output? (pass --format docs)",
+                path=path,
+                line=lineno,
+            )
+        if title is not None and text == title:
+            title = None
+            continue
+        title = None
+        stats.records += 1
+        doc.texts.append(text)
+    if doc is not None:
+        logger.warning("%s: <doc> at %s is never closed (truncated file?); kept", path, doc.source)
+        yield doc
+
+
+# ---------------------------------------------------------------- record formats
+
+
+def _read_jsonl(
+    path: str, lines: Iterable[tuple[int, str]], cfg: CorpusConfig, stats: CorpusStats
+) -> Iterator[_Record]:
+    for lineno, line in lines:
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise HanlmError(
+                f"malformed JSON at line {lineno}, column {e.colno}: {e.msg} "
+                "(jsonl holds one JSON object a line)",
+                path=path,
+                line=lineno,
+            ) from None
+        if not isinstance(obj, dict):
+            raise HanlmError(
+                f"expected a JSON object, got a {type(obj).__name__}", path=path, line=lineno
+            )
+
+        yield _Record(
+            text=normalize(
+                _json_field(obj, cfg.text_column, "--text-column", path, lineno), stats.normalize
+            ),
+            id=_json_field(obj, cfg.id_column, "--id-column", path, lineno).strip()
+            if cfg.id_column
+            else None,
+            group=_json_field(obj, cfg.group_column, "--group-column", path, lineno)
+            if cfg.group_column
+            else None,
+            source=f"{path}:{lineno}",
+        )
+
+
+def _json_field(obj: dict, key: str, flag: str, path: str, lineno: int) -> str:
+    if key not in obj:
+        raise _missing_column(key, list(obj), flag, path, lineno)
+    return _as_text(obj[key], key, path, lineno)
+
+
+def _as_text(value: object, key: str, path: str, lineno: int) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, int | float | bool):
+        return str(value)
+    raise HanlmError(
+        f"field {key!r} holds a {type(value).__name__}, expected a string", path=path, line=lineno
+    )
+
+
+def _read_table(
+    path: str, lines: Iterator[tuple[int, str]], cfg: CorpusConfig, fmt: str, stats: CorpusStats
+) -> Iterator[_Record]:
+    if fmt == "tsv":
+        reader = csv.reader((line for _, line in lines), delimiter="\t", quoting=csv.QUOTE_NONE)
+    else:
+        reader = csv.reader(line for _, line in lines)
+    try:
+        header = [c.strip() for c in next((row for row in reader if row), [])]
+        if not header:
+            return
+        text_at, id_at, group_at = _column_indices(header, cfg, path, reader.line_num)
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != len(header):
+                hint = " (a tab inside a text?)" if fmt == "tsv" else ""
+                raise HanlmError(
+                    f"{len(row)} fields but the header has {len(header)}{hint}",
+                    path=path,
+                    line=reader.line_num,
+                )
+            yield _Record(
+                text=normalize(row[text_at], stats.normalize),
+                id=row[id_at].strip() if id_at is not None else None,
+                group=row[group_at] if group_at is not None else None,
+                source=f"{path}:{reader.line_num}",
+            )
+    except csv.Error as e:
+        raise HanlmError(f"malformed {fmt}: {e}", path=path, line=reader.line_num) from None
+
+
+def _column_indices(
+    header: list[str], cfg: CorpusConfig, path: str, line: int
+) -> tuple[int, int | None, int | None]:
+    def index(name: str | None, flag: str) -> int | None:
+        if name is None:
+            return None
+        if name not in header:
+            raise _missing_column(name, header, flag, path, line)
+        return header.index(name)
+
+    text_at = index(cfg.text_column, "--text-column")
+    assert text_at is not None
+    return text_at, index(cfg.id_column, "--id-column"), index(cfg.group_column, "--group-column")
+
+
+def _missing_column(name: str, present: list[str], flag: str, path: str, line: int) -> HanlmError:
+    close = difflib.get_close_matches(name, present, n=1, cutoff=0.3)
+    hint = f"; did you mean {flag} {close[0]}?" if close else f"; pass {flag}"
+    return HanlmError(
+        f"no column {name!r} (columns: {', '.join(present)}){hint}", path=path, line=line
+    )
+
+
+def _records_to_documents(
+    records: Iterable[_Record], cfg: CorpusConfig, exclude: set[str], stats: CorpusStats
+) -> Iterator[_RawDocument]:
+    kept = _keep_records(records, exclude, stats)
+    if cfg.group_column is None:
+        for r in kept:
+            yield _RawDocument(id=r.id or r.source, source=r.source, texts=[r.text])
+    else:
+        yield from _group(kept, cfg.group_window)
+
+
+def _keep_records(
+    records: Iterable[_Record], exclude: set[str], stats: CorpusStats
+) -> Iterator[_Record]:
+    for r in records:
+        if r.id is not None and r.id in exclude:
+            stats.excluded_records += 1
+        elif not r.text:
+            stats.empty += 1
+        else:
+            stats.records += 1
+            yield r
+
+
+def _group(records: Iterable[_Record], window: int) -> Iterator[_RawDocument]:
+    """Join records with equal group values, within windows of ``window`` records."""
+    groups: dict[str, _RawDocument] = {}
+    for n, r in enumerate(records, 1):
+        key = r.group or ""
+        if key in groups:
+            groups[key].texts.append(r.text)
+        else:
+            groups[key] = _RawDocument(id=key, source=r.source, texts=[r.text])
+        if n % window == 0:
+            yield from groups.values()
+            groups = {}
+    yield from groups.values()
+
+
+def _drop_excluded_documents(
+    docs: Iterable[_RawDocument], exclude: set[str], stats: CorpusStats
+) -> Iterator[_RawDocument]:
+    for doc in docs:
+        if exclude and doc.id in exclude:
+            stats.excluded_documents += 1
+        else:
+            yield doc
+
+
+# ---------------------------------------------------------------- sentences and ids
+
+
+def _split_in_batches(docs: Iterable[_RawDocument]) -> Iterator[_RawDocument]:
+    """Split every text into sentences, ~_SPLIT_BATCH texts per kiwi call."""
+    batch: list[_RawDocument] = []
+    size = 0
+    for doc in docs:
+        batch.append(doc)
+        size += len(doc.texts)
+        if size >= _SPLIT_BATCH:
+            yield from _split_batch(batch)
+            batch, size = [], 0
+    yield from _split_batch(batch)
+
+
+def _split_batch(batch: list[_RawDocument]) -> Iterator[_RawDocument]:
+    sentences = iter(split_sentences([t for doc in batch for t in doc.texts]))
+    for doc in batch:
+        doc.texts = [s for _ in doc.texts for s in next(sentences)]
+        yield doc
+
+
+def _ids_in_file(path: str) -> Iterator[str]:
+    """One id a line, or the ``id`` column of a TSV/CSV header. Ids are ASCII in practice, so
+    other columns are decoded leniently (a CP949 review next to an id does not matter)."""
+    first, lines = _peek(_lines(path, "utf-8", errors="replace"))
+    for delimiter in ("\t", ","):
+        columns = [c.strip() for c in first.split(delimiter)]
+        if len(columns) > 1 and "id" in columns:
+            quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+            rows = csv.reader((line for _, line in lines), delimiter=delimiter, quoting=quoting)
+            at = columns.index("id")
+            next((row for row in rows if row), None)  # the header
+            yield from (row[at].strip() for row in rows if len(row) > at and row[at].strip())
+            return
+    yield from (line.strip() for _, line in lines if line.strip())

@@ -1,0 +1,1 @@
+"""Pretraining data: documents -> NSP segment pairs -> memory-mapped shards -> masked batches."""

@@ -1,0 +1,318 @@
+"""`hanlm data build`: stream documents, tokenize, pair and write shards with several processes.
+
+The corpus is read once, in order, and cut into chunks of about `chunk_chars` characters; each
+chunk becomes one train shard (and one eval shard) in a worker process. A chunk's output depends
+only on its documents, the seed and its index, so the result is identical for any number of
+workers, and a killed build resumed with `--resume` reuses the shards already written. NotNext
+partners are drawn from the same chunk: the reference implementation draws from the whole corpus,
+which needs the whole corpus in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from hanlm import __version__, atomic
+from hanlm import config as config_lib
+from hanlm.config import opt
+from hanlm.data.instances import assemble, pairs_from_document, split_long
+from hanlm.data.shards import write_shard
+from hanlm.errors import HanlmError
+from hanlm.text import CorpusConfig, Document, read_documents
+from hanlm.tokenizer import KoreanTokenizer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DataBuildConfig:
+    corpus: list[str] = opt(
+        help="corpus files (.txt .jsonl .tsv .csv, WikiExtractor; .gz too)", positional=True
+    )
+    tokenizer: str = opt(help="tokenizer directory from `hanlm tokenizer train`")
+    out: str = opt(help="output directory")
+    max_len: int = opt(128, "sequence length in tokens, [CLS]/[SEP] included", min=8)
+    short_seq_prob: float = opt(0.1, "probability of a shorter random target length", min=0)
+    dupe_factor: int = opt(1, "passes over the corpus with different pairings", min=1)
+    eval_fraction: float = opt(0.01, "fraction of documents held out for evaluation", min=0)
+    seed: int = opt(12345, "random seed")
+    workers: int = opt(0, "worker processes (0 = one per CPU core)", min=0)
+    chunk_chars: int = opt(4_000_000, "characters per shard", min=1)
+    resume: bool = opt(False, "reuse the shards of an interrupted build with the same settings")
+    overwrite: bool = opt(False, "replace an existing output directory")
+    reader: CorpusConfig = opt(factory=CorpusConfig, flatten=True)
+
+
+@dataclass
+class Chunk:
+    index: int
+    documents: list[Document]
+    chars: int
+
+
+def _is_eval(doc_id: str, seed: int, fraction: float) -> bool:
+    digest = hashlib.blake2b(f"{seed}:{doc_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2**64 < fraction
+
+
+def chunk_documents(documents: Iterator[Document], chunk_chars: int) -> Iterator[Chunk]:
+    """Group documents into chunks; a final chunk of one document joins the one before it
+    (NSP needs a second document to draw NotNext partners from)."""
+    held: Chunk | None = None
+    current: list[Document] = []
+    chars = 0
+    index = 0
+    for doc in documents:
+        current.append(doc)
+        chars += sum(len(s) for s in doc.sentences)
+        if chars >= chunk_chars and len(current) >= 2:
+            if held is not None:
+                yield held
+            held = Chunk(index, current, chars)
+            index += 1
+            current, chars = [], 0
+    if current:
+        if held is not None and len(current) < 2:
+            held = Chunk(held.index, held.documents + current, held.chars + chars)
+        else:
+            if held is not None:
+                yield held
+            held = Chunk(index, current, chars)
+    if held is not None:
+        yield held
+
+
+# ---------------------------------------------------------------- worker side
+
+_TOKENIZER: KoreanTokenizer | None = None
+
+
+def _init_worker(tokenizer_dir: str) -> None:
+    global _TOKENIZER  # one tokenizer per worker process, loaded once
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    _TOKENIZER = KoreanTokenizer.load(tokenizer_dir)
+
+
+def _tokenize_documents(tok: KoreanTokenizer, documents: list[Document]) -> list[list]:
+    flat = [s for doc in documents for s in doc.sentences]
+    encoded = tok.encode_words(flat)
+    out, k = [], 0
+    for doc in documents:
+        out.append(encoded[k : k + len(doc.sentences)])
+        k += len(doc.sentences)
+    return out
+
+
+def _pairs(docs: list[list], cfg: dict, rng: np.random.Generator, tok: KoreanTokenizer) -> list:
+    sequences = []
+    for _ in range(cfg["dupe_factor"]):
+        for i in range(len(docs)):
+            for inst in pairs_from_document(
+                docs, i, max_len=cfg["max_len"], short_seq_prob=cfg["short_seq_prob"], rng=rng
+            ):
+                ids, starts, len_a = assemble(inst, cls_id=tok.cls_id, sep_id=tok.sep_id)
+                sequences.append((ids, starts, len_a, inst.is_random_next))
+    return sequences
+
+
+def process_chunk(job: tuple[Chunk, dict, str]) -> dict:
+    chunk, cfg, out = job
+    tok = _TOKENIZER
+    assert tok is not None
+    limit = cfg["max_len"] - 3
+    tokenized = [split_long(d, limit) for d in _tokenize_documents(tok, chunk.documents)]
+    is_eval = [_is_eval(d.id, cfg["seed"], cfg["eval_fraction"]) for d in chunk.documents]
+    stats = {"index": chunk.index, "documents": len(chunk.documents), "chars": chunk.chars}
+    for split, wanted in (("train", False), ("eval", True)):
+        docs = [t for t, e in zip(tokenized, is_eval, strict=True) if e == wanted and t]
+        rng = np.random.default_rng((cfg["seed"], chunk.index, int(wanted)))
+        sequences = _pairs(docs, cfg, rng, tok) if docs else []
+        shard = Path(out) / split / f"shard-{chunk.index:05d}"
+        stats[split] = write_shard(shard, sequences, vocab_size=tok.vocab_size)
+        stats[split]["documents"] = len(docs)
+    return stats
+
+
+# ---------------------------------------------------------------- driver
+
+
+def _prepare_out(cfg: DataBuildConfig, settings: dict) -> Path:
+    out = Path(cfg.out)
+    settings_file = out / "build_settings.json"
+    if out.exists() and any(out.iterdir()):
+        same = settings_file.is_file() and json.loads(settings_file.read_text()) == settings
+        if cfg.resume and same:
+            logger.info("resuming the build in %s", out)
+            return out
+        if cfg.resume and not same:
+            raise HanlmError(
+                "--resume: the directory holds a build with other settings or inputs "
+                "(use --overwrite to start again)",
+                path=str(out),
+            )
+        if not cfg.overwrite:
+            raise HanlmError(
+                "output directory is not empty; pass --overwrite to replace it or --resume to "
+                "continue an interrupted build",
+                path=str(out),
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(settings_file, json.dumps(settings, indent=2, ensure_ascii=False))
+    return out
+
+
+def _corpus_files(paths: list[str]) -> list[dict]:
+    files = []
+    for p in paths:
+        path = Path(p)
+        if not path.is_file():
+            raise HanlmError("corpus file not found", path=p)
+        st = path.stat()
+        files.append({"path": str(path.resolve()), "bytes": st.st_size, "mtime": int(st.st_mtime)})
+    return files
+
+
+def build_dataset(cfg: DataBuildConfig) -> Path:
+    started = time.time()
+    tok = KoreanTokenizer.load(cfg.tokenizer)
+    if cfg.max_len > 512:
+        logger.warning("max_len %d exceeds BERT's usual 512 positions", cfg.max_len)
+    job_cfg = {
+        "max_len": cfg.max_len,
+        "short_seq_prob": cfg.short_seq_prob,
+        "dupe_factor": cfg.dupe_factor,
+        "eval_fraction": cfg.eval_fraction,
+        "seed": cfg.seed,
+    }
+    settings = {
+        **job_cfg,
+        "chunk_chars": cfg.chunk_chars,
+        "reader": config_lib.to_dict(cfg.reader),
+        "corpus": _corpus_files(cfg.corpus),
+        "tokenizer": tok.fingerprint,
+    }
+    out = _prepare_out(cfg, settings)
+    tok_copy = out / "tokenizer"
+    if not tok_copy.is_dir():
+        with atomic.directory(tok_copy) as tmp:
+            for f in Path(cfg.tokenizer).iterdir():
+                if f.is_file():
+                    shutil.copy2(f, tmp / f.name)
+    workers = cfg.workers or os.cpu_count() or 1
+    documents = read_documents(cfg.corpus, cfg.reader)
+    chunks = chunk_documents(documents, cfg.chunk_chars)
+    results = _run_chunks(chunks, job_cfg, out, cfg, workers)
+    meta = _summarise(results, cfg, settings, tok, started)
+    atomic.write_text(out / "meta.json", json.dumps(meta, indent=2, ensure_ascii=False))
+    logger.info(
+        "built %d train / %d eval instances (%d tokens) from %d documents in %.1fs -> %s",
+        meta["splits"]["train"]["instances"],
+        meta["splits"]["eval"]["instances"],
+        meta["splits"]["train"]["tokens"],
+        meta["documents"],
+        meta["seconds"],
+        out,
+    )
+    return out
+
+
+def _done(out: Path, index: int) -> dict | None:
+    marker = out / "chunks" / f"{index:05d}.json"
+    return json.loads(marker.read_text()) if marker.is_file() else None
+
+
+def _run_chunks(
+    chunks: Iterator[Chunk], job_cfg: dict, out: Path, cfg: DataBuildConfig, workers: int
+) -> list[dict]:
+    (out / "chunks").mkdir(exist_ok=True)
+    results: list[dict] = []
+    progress = tqdm(desc="data build", unit="chars", unit_scale=True, disable=None)
+
+    def jobs() -> Iterator[tuple[Chunk, dict, str]]:
+        for chunk in chunks:
+            previous = _done(out, chunk.index)
+            if previous is not None:  # written by an interrupted run with the same settings
+                results.append(previous)
+                progress.update(chunk.chars)
+                continue
+            yield chunk, job_cfg, str(out)
+
+    def record(stats: dict) -> None:
+        atomic.write_text(out / "chunks" / f"{stats['index']:05d}.json", json.dumps(stats))
+        results.append(stats)
+        progress.update(stats["chars"])
+
+    if workers <= 1:
+        _init_worker(cfg.tokenizer)
+        for job in jobs():
+            record(process_chunk(job))
+    else:
+        # Pool.imap would read the whole corpus ahead into its queue; a bounded window of
+        # pending chunks keeps memory flat however large the corpus is.
+        ctx = mp.get_context("fork")
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg.tokenizer,)) as pool:
+            pending: deque = deque()
+            for job in jobs():
+                pending.append(pool.apply_async(process_chunk, (job,)))
+                while len(pending) > workers:
+                    record(pending.popleft().get())
+            while pending:
+                record(pending.popleft().get())
+    progress.close()
+    if not results:
+        raise HanlmError("the corpus holds no documents", path=", ".join(cfg.corpus))
+    return sorted(results, key=lambda r: r["index"])
+
+
+def _summarise(
+    results: list[dict], cfg: DataBuildConfig, settings: dict, tok: KoreanTokenizer, started: float
+) -> dict:
+    documents = sum(r["documents"] for r in results)
+    if documents < 2:
+        raise HanlmError(
+            "next-sentence prediction needs at least two documents; this corpus has one "
+            "(separate documents with blank lines, or use --group-column / --format lines)",
+            path=", ".join(cfg.corpus),
+        )
+    splits = {}
+    for split in ("train", "eval"):
+        rows = [r[split] for r in results]
+        splits[split] = {
+            "instances": sum(r["instances"] for r in rows),
+            "tokens": sum(r["tokens"] for r in rows),
+            "random_next": sum(r["random_next"] for r in rows),
+            "documents": sum(r["documents"] for r in rows),
+        }
+    if splits["train"]["instances"] == 0:
+        raise HanlmError("no training instances could be built", path=", ".join(cfg.corpus))
+    chars = sum(r["chars"] for r in results)
+    seconds = time.time() - started
+    return {
+        "format": "hanlm-shards/1",
+        "hanlm_version": __version__,
+        "max_len": cfg.max_len,
+        "vocab_size": tok.vocab_size,
+        "tokenizer_fingerprint": tok.fingerprint,
+        "pretokenize": tok.pretokenize,
+        "settings": settings,
+        "documents": documents,
+        "chars": chars,
+        "shards": len(results),
+        "splits": splits,
+        "seconds": round(seconds, 2),
+        "chars_per_second": round(chars / max(seconds, 1e-9)),
+    }

@@ -1,0 +1,93 @@
+"""The model card (README.md) of an exported model: what it is, what it saw, how to load it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import BertConfig
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    lines = ["| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in rows]
+    return "\n".join(lines)
+
+
+def pretraining_card(
+    *, name: str, config: BertConfig, parameters: int, run: dict, state: dict,
+    tokenizer_meta: dict,
+) -> str:
+    data = run.get("data_meta", {})
+    settings = data.get("settings", {})
+    corpus = settings.get("corpus", [])
+    corpus_lines = "\n".join(f"- `{c['path'].rsplit('/', 1)[-1]}` ({c['bytes']:,} bytes)" for c in corpus)
+    evaluation = state.get("eval") or {}
+    metrics = "\n".join(
+        f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in evaluation.items()
+    ) or "- (no held-out evaluation was recorded)"
+    kiwi = tokenizer_meta.get("pretokenize") == "kiwi"
+    usage_note = (
+        "\n**Pre-tokenization:** this tokenizer was trained on text split into morphemes with "
+        "kiwipiepy. Apply the same split before tokenizing: "
+        f"{tokenizer_meta.get('usage', 'see hanlm_tokenizer.json')}\n"
+        if kiwi else ""
+    )
+    return f"""---
+language: ko
+library_name: transformers
+pipeline_tag: fill-mask
+tags: [bert, korean, hanlm]
+---
+
+# {name}
+
+A Korean BERT pretrained with [hanlm](https://pypi.org/project/hanlm/) (masked language modelling
+and next-sentence prediction). It is a stock Hugging Face `BertForPreTraining`: no hanlm import is
+needed to use it.
+
+## Architecture
+{_table([
+    ("layers", config.num_hidden_layers),
+    ("hidden size", config.hidden_size),
+    ("attention heads", config.num_attention_heads),
+    ("intermediate size", config.intermediate_size),
+    ("max positions", config.max_position_embeddings),
+    ("parameters", f"{parameters / 1e6:.1f}M"),
+])}
+
+## Tokenizer
+WordPiece, {config.vocab_size:,} tokens, Unicode NFC normalisation, no lower-casing or accent
+stripping (Hangul syllables are never decomposed into jamo). Pre-tokenization:
+{tokenizer_meta.get('pretokenize', 'none')}.
+{usage_note}
+## Pretraining data
+{data.get('documents', '?'):,} documents, {data.get('chars', 0):,} characters, sequences of
+{data.get('max_len', '?')} tokens; {data.get('splits', {}).get('train', {}).get('instances', '?'):,}
+training instances.
+{corpus_lines}
+
+## Training
+{_table([
+    ("optimizer steps", state.get('step')),
+    ("samples seen", state.get('samples_seen')),
+    ("hanlm version", run.get('hanlm_version')),
+])}
+
+## Held-out metrics at the end of pretraining
+{metrics}
+
+## How to load
+```python
+from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
+
+tokenizer = AutoTokenizer.from_pretrained("{name}")
+model = AutoModelForMaskedLM.from_pretrained("{name}")
+fill = pipeline("fill-mask", model=model, tokenizer=tokenizer)
+print(fill("대한민국은 민주[MASK]이다."))
+```
+`AutoModelForPreTraining` loads the NSP head as well.
+
+## Limitations
+A model pretrained on a small corpus knows that corpus, not Korean at large. Fine-tune and
+evaluate it on your task before relying on it.
+"""

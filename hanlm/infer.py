@@ -1,0 +1,64 @@
+"""`hanlm fill-mask`: top-k predictions for [MASK] with the stock transformers pipeline."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from hanlm.config import opt
+from hanlm.errors import HanlmError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FillMaskConfig:
+    model: str = opt(help="an exported model directory", positional=True)
+    text: list[str] = opt(help="sentences with [MASK]", positional=True)
+    top_k: int = opt(5, "predictions per mask", min=1)
+    json: bool = opt(False, "print JSON instead of a table")
+
+
+def _pretokenizer(model_dir: Path):
+    meta_file = model_dir / "hanlm_tokenizer.json"
+    if meta_file.is_file() and json.loads(meta_file.read_text()).get("pretokenize") == "kiwi":
+        from hanlm.tokenizer import kiwi_split
+
+        def split(text: str) -> str:
+            # keep [MASK] intact: split only the text around it
+            return " [MASK] ".join(kiwi_split(part) for part in text.split("[MASK]")).strip()
+
+        return split
+    return lambda text: text
+
+
+def fill_mask(model_dir: str | Path, texts: list[str], top_k: int = 5) -> list[list[dict]]:
+    from transformers import pipeline
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise HanlmError("not an exported model directory (no config.json)", path=str(model_dir))
+    for text in texts:
+        if "[MASK]" not in text:
+            raise HanlmError(f"no [MASK] in {text!r}")
+    fill = pipeline("fill-mask", model=str(model_dir), tokenizer=str(model_dir), top_k=top_k)
+    prepare = _pretokenizer(model_dir)
+    results = []
+    for text in texts:
+        out = fill(prepare(text))
+        results.append(out if isinstance(out[0], dict) else out[0])
+    return results
+
+
+def fill_mask_cli(cfg: FillMaskConfig) -> int:
+    results = fill_mask(cfg.model, cfg.text, cfg.top_k)
+    for text, predictions in zip(cfg.text, results, strict=True):
+        if cfg.json:
+            print(json.dumps({"text": text, "predictions": predictions}, ensure_ascii=False))
+            continue
+        print(text)
+        for p in predictions:
+            print(f"  {p['score']:.3f}  {p['token_str']}")
+    return 0

@@ -1,0 +1,121 @@
+"""The pretraining model: `transformers`' BertForPreTraining with a sparse MLM loss.
+
+The architecture is the stock Hugging Face BERT (export is then a plain `save_pretrained`).
+What hanlm adds is the loss: Hugging Face computes the 30k-way vocabulary projection on every
+position and then ignores the 85% that are not masked; at small sizes that projection is most of
+the model's FLOPs. `PretrainingModel.forward` gathers the masked positions first and projects
+only those, which gives the same loss and gradients (tests/test_model.py checks this against
+the plain model) for a fraction of the work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import BertConfig, BertForPreTraining
+
+from hanlm.errors import HanlmError
+from hanlm.model.presets import PRESETS
+
+
+def build_bert_config(
+    preset: str,
+    *,
+    vocab_size: int,
+    max_position_embeddings: int = 512,
+    pad_token_id: int = 0,
+    dropout: float = 0.1,
+    attn_implementation: str = "sdpa",
+) -> BertConfig:
+    if preset not in PRESETS:
+        raise HanlmError(f"unknown preset '{preset}'; choose one of {', '.join(PRESETS)}")
+    p = PRESETS[preset]
+    config = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=p.hidden,
+        num_hidden_layers=p.layers,
+        num_attention_heads=p.heads,
+        intermediate_size=p.intermediate,
+        max_position_embeddings=max_position_embeddings,
+        pad_token_id=pad_token_id,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+        architectures=["BertForPreTraining"],
+    )
+    config._attn_implementation = attn_implementation
+    return config
+
+
+@dataclass
+class PretrainingOutput:
+    loss: torch.Tensor
+    mlm_loss: torch.Tensor
+    nsp_loss: torch.Tensor
+    mlm_correct: torch.Tensor
+    mlm_count: torch.Tensor
+    nsp_correct: torch.Tensor
+    nsp_count: torch.Tensor
+
+
+class PretrainingModel(nn.Module):
+    """Wraps BertForPreTraining; `forward` returns the MLM + NSP loss on a sparse batch.
+
+    A wrapper (rather than calling `bert.bert` and `bert.cls` from the loop) so that DDP,
+    Accelerate and DeepSpeed see one module whose forward produces the loss.
+    """
+
+    def __init__(self, bert: BertForPreTraining):
+        super().__init__()
+        self.bert = bert
+
+    @property
+    def config(self) -> BertConfig:
+        return self.bert.config
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        mlm_positions: torch.Tensor,
+        mlm_labels: torch.Tensor,
+        nsp_labels: torch.Tensor,
+    ) -> PretrainingOutput:
+        """`mlm_positions` index the flattened [batch*seq] positions; `mlm_labels` their ids."""
+        encoded = self.bert.bert(
+            input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask
+        )
+        hidden = encoded.last_hidden_state.flatten(0, 1).index_select(0, mlm_positions)
+        mlm_logits = self.bert.cls.predictions(hidden)
+        nsp_logits = self.bert.cls.seq_relationship(encoded.pooler_output)
+        mlm_loss = F.cross_entropy(mlm_logits.float(), mlm_labels)
+        nsp_loss = F.cross_entropy(nsp_logits.float(), nsp_labels)
+        with torch.no_grad():
+            mlm_correct = (mlm_logits.argmax(-1) == mlm_labels).sum()
+            nsp_correct = (nsp_logits.argmax(-1) == nsp_labels).sum()
+        return PretrainingOutput(
+            loss=mlm_loss + nsp_loss,
+            mlm_loss=mlm_loss.detach(),
+            nsp_loss=nsp_loss.detach(),
+            mlm_correct=mlm_correct,
+            mlm_count=torch.tensor(mlm_labels.numel()),
+            nsp_correct=nsp_correct,
+            nsp_count=torch.tensor(nsp_labels.numel()),
+        )
+
+
+def new_pretraining_model(config: BertConfig, seed: int) -> PretrainingModel:
+    torch.manual_seed(seed)
+    return PretrainingModel(BertForPreTraining(config))
+
+
+def load_pretraining_model(directory: str | Path) -> BertForPreTraining:
+    """Load an exported or checkpointed BertForPreTraining (safetensors only)."""
+    directory = Path(directory)
+    if not (directory / "config.json").is_file():
+        raise HanlmError("not a model directory (no config.json)", path=str(directory))
+    return BertForPreTraining.from_pretrained(directory, use_safetensors=True)

@@ -1,0 +1,183 @@
+"""Loading a BERT directory for a task head, and writing the fine-tuned model directory.
+
+Input: any Hugging Face BERT directory (``config.json``, ``model.safetensors``, tokenizer
+files), e.g. what ``hanlm export`` writes. Pickle weights (``pytorch_model.bin``) can run code
+when loaded, so they are refused unless ``--trust-pickle``. The output ``model/`` directory
+loads with stock ``transformers`` (``AutoModelFor…``, ``pipeline``) without hanlm.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from transformers import (
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+)
+
+from hanlm import atomic
+from hanlm.errors import HanlmError
+from hanlm.tasks.base import HEAD_PIPELINES
+
+logger = logging.getLogger(__name__)
+
+HEADS: dict[str, Any] = {
+    "sequence-classification": AutoModelForSequenceClassification,
+    "token-classification": AutoModelForTokenClassification,
+    "question-answering": AutoModelForQuestionAnswering,
+}
+
+_PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+_SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+
+
+def resolve_model_dir(path: str | Path) -> Path:
+    """A model directory, or a hanlm run directory holding one in ``model/``."""
+    path = Path(path)
+    if (path / "config.json").is_file():
+        return path
+    if (path / "model" / "config.json").is_file():
+        return path / "model"
+    if not path.exists():
+        raise HanlmError("model directory not found", path=str(path))
+    raise HanlmError("not a Hugging Face model directory (no config.json)", path=str(path))
+
+
+def check_weights(directory: Path, trust_pickle: bool) -> bool:
+    """True when the weights are safetensors; pickle weights need ``trust_pickle``."""
+    if any((directory / name).is_file() for name in _SAFE_WEIGHTS):
+        return True
+    if any((directory / name).is_file() for name in _PICKLE_WEIGHTS):
+        if not trust_pickle:
+            raise HanlmError(
+                "the weights are a pickle file (pytorch_model.bin), which can run arbitrary "
+                "code when loaded; convert them to model.safetensors, or pass --trust-pickle if "
+                "you trust their source",
+                path=str(directory),
+            )
+        return False
+    raise HanlmError("no weights found (expected model.safetensors)", path=str(directory))
+
+
+def load_tokenizer(directory: Path) -> Any:
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+    except (OSError, ValueError) as e:
+        raise HanlmError(f"cannot load the tokenizer: {e}", path=str(directory)) from None
+    if not tokenizer.is_fast:
+        raise HanlmError("tasks need a fast tokenizer (tokenizer.json) for character offsets",
+                         path=str(directory))
+    _check_korean(tokenizer, directory)
+    return tokenizer
+
+
+def _check_korean(tokenizer: Any, directory: Path) -> None:
+    """Refuse a tokenizer that decomposes Hangul into jamo (lowercase/strip_accents apply NFD;
+    google-research/bert #135): every syllable would become [UNK] or a jamo piece."""
+    normalizer = tokenizer.backend_tokenizer.normalizer
+    if normalizer is not None and normalizer.normalize_str("한국어") != "한국어":
+        raise HanlmError(
+            "the tokenizer decomposes Hangul into jamo (lowercase or strip_accents is on); "
+            "set do_lower_case/strip_accents to false in tokenizer_config.json",
+            path=str(directory),
+        )
+
+
+def load_model(directory: Path, head: str, model_kwargs: dict[str, Any], *,
+               trust_pickle: bool = False) -> PreTrainedModel:
+    safe = check_weights(directory, trust_pickle)
+    try:
+        return HEADS[head].from_pretrained(directory, use_safetensors=safe, **model_kwargs)
+    except (OSError, ValueError) as e:
+        raise HanlmError(f"cannot load the model: {e}", path=str(directory)) from None
+
+
+def task_kwargs_from_model(directory: Path) -> dict[str, Any]:
+    """Labels stored in a fine-tuned model's config.json (for evaluate/predict)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(directory)
+    id2label = {int(k): v for k, v in config.id2label.items()}
+    return {"labels": tuple(id2label[i] for i in sorted(id2label)),
+            "problem_type": getattr(config, "problem_type", None)}
+
+
+def save_model_dir(model: PreTrainedModel, tokenizer: Any, final: Path, card: str) -> None:
+    """Write ``final`` atomically: safetensors weights, config, tokenizer, README.md."""
+    with atomic.directory(final) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "README.md").write_text(card, encoding="utf-8")
+
+
+def model_card(*, task: Any, base_model: str, train_file: str, dev_file: str | None,
+               split: str | None, metrics: dict[str, float] | None, step: int,
+               total_steps: int, command: str) -> str:
+    """A short Hugging Face model card: what it does, on what data, how well, how made."""
+    pipeline_tag = HEAD_PIPELINES[task.head]
+    lines = [
+        "---",
+        "language: ko",
+        "library_name: transformers",
+        f"pipeline_tag: {pipeline_tag}",
+        "tags: [hanlm, bert, korean]",
+        "---",
+        "",
+        f"# {task.name} — fine-tuned with hanlm",
+        "",
+        f"Task: **{task.name}** ({task.describe()}), head `{HEADS[task.head].__name__}`.",
+        f"Base model: `{base_model}`.",
+        f"Training data: `{train_file}`" + (f" (split at run time: {split})" if split else "."),
+        f"Evaluation data: `{dev_file or train_file}`." if (dev_file or split) else
+        "No evaluation data.",
+        f"Steps: {step} of {total_steps} (best checkpoint).",
+        "",
+    ]
+    if metrics:
+        lines += ["## Dev metrics (official definitions, percent)", "",
+                  "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.2f} |" if isinstance(v, float) else f"| {k} | {v} |"
+                  for k, v in metrics.items()]
+        lines.append("")
+    usage = getattr(task, "usage_note", lambda: "")()
+    lines += ["## Use", "", "```python", *_USAGE.get(pipeline_tag, _pipeline_usage(pipeline_tag)),
+              "```", ""]
+    lines += [usage, ""] if usage else []
+    lines += [
+        "## How it was made", "",
+        "```",
+        command,
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _pipeline_usage(pipeline_tag: str) -> list[str]:
+    return ["from transformers import pipeline",
+            f'nlp = pipeline("{pipeline_tag}", model="PATH/TO/THIS/DIRECTORY")']
+
+
+# transformers 5 removed the "question-answering" pipeline; the model loads with the auto class.
+_USAGE: dict[str, list[str]] = {
+    "question-answering": [
+        "import torch",
+        "from transformers import AutoModelForQuestionAnswering, AutoTokenizer",
+        'tok = AutoTokenizer.from_pretrained("PATH/TO/THIS/DIRECTORY")',
+        'model = AutoModelForQuestionAnswering.from_pretrained("PATH/TO/THIS/DIRECTORY")',
+        'question, context = "대한민국의 수도는?", "서울은 대한민국의 수도이다."',
+        "enc = tok(question, context, return_offsets_mapping=True, return_tensors=\"pt\")",
+        "offsets = enc.pop(\"offset_mapping\")[0]",
+        "with torch.no_grad():",
+        "    out = model(**enc)",
+        "ctx = torch.tensor([s == 1 for s in enc.sequence_ids(0)])",
+        "start = out.start_logits[0].masked_fill(~ctx, -1e9).argmax()",
+        "end = start + out.end_logits[0][start:].masked_fill(~ctx[start:], -1e9)[:30].argmax()",
+        "print(context[offsets[start][0]:offsets[end][1]])",
+    ],
+}

@@ -1,0 +1,344 @@
+"""The `finetune`, `evaluate` and `predict` verbs: glue between a task, a model and the loop.
+
+``finetune`` writes a run directory::
+
+    OUT/config.yaml         the resolved configuration (readable back with --config)
+    OUT/metrics.jsonl       training loss and every dev evaluation
+    OUT/metrics.json        the best dev scores and run facts (steps, time)
+    OUT/predictions.jsonl   dev predictions of the best model, mapped to the original text
+    OUT/checkpoints/        resumable checkpoints (--resume)
+    OUT/model/              the best model in Hugging Face format, with a model card
+    OUT/skipped.jsonl       records skipped under --on-error skip (only then)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from transformers import set_seed
+
+from hanlm import atomic, config
+from hanlm.config import opt
+from hanlm.errors import HanlmError
+from hanlm.tasks.base import Feature, ReadOptions, Task
+from hanlm.tasks.loop import Evaluation, TrainConfig, predict_outputs, train
+from hanlm.tasks.modeling import (
+    load_model,
+    load_tokenizer,
+    model_card,
+    resolve_model_dir,
+    save_model_dir,
+    task_kwargs_from_model,
+)
+from hanlm.tasks.registry import customize, get_task
+from hanlm.tasks.split import parse_split, split_examples
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DataOptions:
+    """How to read the data files (shared by finetune, evaluate and predict)."""
+
+    text_column: str | None = opt(None, "column/field holding the text (sentence tasks)")
+    text_pair_column: str | None = opt(None, "column/field holding the second text of a pair")
+    label_column: str | None = opt(None, "column/field holding the label")
+    id_column: str | None = opt(None, "column/field holding an example id")
+    labels: list[str] | None = opt(None, "the label set (default: the task's, or inferred "
+                                   "from the training file)")
+    format: Literal["auto", "csv", "tsv", "json", "jsonl"] = opt(
+        "auto", "file format (auto: from the extension)")
+    encoding: str = opt("utf-8", "text encoding of the data files (e.g. cp949)")
+    on_error: Literal["raise", "skip"] = opt(
+        "raise", "a bad record stops the run (raise) or is skipped, counted and listed (skip)")
+    max_len: int = opt(128, "maximum tokens per input (MRC: per window)", min=8)
+    stride: int | None = opt(None, "MRC: overlapping tokens between context windows "
+                             "(default: max_len / 4)", min=0)
+    split_dev: str | None = opt(None, "SEED:FRACTION: split the one labelled file at run time "
+                                "(by article/premise) into train and a held-out FRACTION")
+    limit: int | None = opt(None, "use only the first N examples of each file (or split part) "
+                            "for quick runs", min=1)
+    trust_pickle: bool = opt(False, "allow pickle (pytorch_model.bin) weights")
+
+
+@dataclass
+class FinetuneConfig:
+    task: str = opt(help="task name (nsmc, klue-ynat, klue-nli, klue-sts, kornli, korsts, "
+                    "klue-ner, klue-re, korquad, klue-mrc, csv)")
+    train: str = opt(help="training file (with --split-dev: the file to split)")
+    model: str = opt(help="a BERT directory in Hugging Face format")
+    out: str = opt(help="run directory to write")
+    dev: str | None = opt(None, "dev file (evaluated periodically; selects the best model)")
+    resume: bool = opt(False, "continue the run in --out from its latest checkpoint")
+    options: DataOptions = opt(factory=DataOptions, flatten=True)
+    loop: TrainConfig = opt(factory=TrainConfig, flatten=True)
+
+
+@dataclass
+class EvaluateConfig:
+    task: str = opt(help="task name")
+    data: str = opt(help="labelled file to score (with --split-dev: its held-out part)")
+    model: str = opt(help="fine-tuned model directory (or a finetune run directory)")
+    output: str | None = opt(None, "write the metrics JSON here (default: "
+                             "metrics-TASK-FILE.json in the current directory)")
+    predictions: str | None = opt(None, "also write predictions (JSONL) here")
+    batch_size: int = opt(64, "batch size", min=1)
+    options: DataOptions = opt(factory=DataOptions, flatten=True)
+
+
+@dataclass
+class PredictConfig:
+    task: str = opt(help="task name")
+    model: str = opt(help="fine-tuned model directory (or a finetune run directory)")
+    input: str = opt(help="file in the task's format; labels may be absent")
+    output: str = opt(help="predictions JSONL to write")
+    batch_size: int = opt(64, "batch size", min=1)
+    options: DataOptions = opt(factory=DataOptions, flatten=True)
+
+
+# ------------------------------------------------------------------------------ shared steps
+
+
+def build_task(name: str, options: DataOptions, labels: tuple[str, ...] | None = None) -> Task:
+    task = get_task(name)
+    return customize(
+        task, text=options.text_column, text_pair=options.text_pair_column,
+        label=options.label_column, id=options.id_column,
+        labels=labels if labels is not None else
+        (tuple(options.labels) if options.labels else None),
+        format=None if options.format == "auto" else options.format, stride=options.stride,
+    )
+
+
+def read_examples(task: Task, path: str | Path, options: DataOptions, read: ReadOptions
+                  ) -> list[Any]:
+    examples = task.read(Path(path), read)
+    logger.info("%s: %d examples", path, len(examples))
+    if not examples:
+        raise HanlmError("no examples read", path=str(path))
+    return examples
+
+
+def held_out_part(task: Task, examples: list[Any], opts: DataOptions) -> list[Any]:
+    """With --split-dev, the held-out part that finetune did not train on; then --limit."""
+    if opts.split_dev is not None:
+        seed, fraction = parse_split(opts.split_dev)
+        _, examples = split_examples(examples, task.group_of, seed, fraction)
+        logger.info("--split-dev %s: using the %d held-out examples", opts.split_dev,
+                    len(examples))
+    return _limit(examples, opts.limit)
+
+
+def _limit(examples: list[Any], limit: int | None) -> list[Any]:
+    return examples if limit is None else examples[:limit]
+
+
+def add_special_tokens(task: Task, tokenizer: Any, model: Any) -> None:
+    """Register the task's marker tokens (KLUE-RE) and grow the embeddings to match."""
+    tokens = task.special_tokens()
+    vocab = tokenizer.get_vocab()
+    if tokens and any(t not in vocab for t in tokens):
+        tokenizer.add_special_tokens({"extra_special_tokens": tokens},
+                                     replace_extra_special_tokens=False)
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer))
+
+
+def run_inference(task: Task, model: Any, tokenizer: Any, examples: list[Any],
+                  features: list[Feature], batch_size: int, progress: bool = False
+                  ) -> list[dict]:
+    outputs = predict_outputs(model, features, batch_size=batch_size,
+                              pad_id=tokenizer.pad_token_id, progress=progress)
+    return task.decode(outputs, features, examples)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    atomic.write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def write_skipped(read: ReadOptions, path: Path) -> None:
+    if read.skipped:
+        write_jsonl(path, [s.as_dict() for s in read.skipped])
+        logger.warning("skipped %d bad records (--on-error skip); listed in %s",
+                       len(read.skipped), path)
+
+
+def _command() -> str:
+    if Path(sys.argv[0]).name in ("hanlm", "__main__.py"):
+        return shlex.join(["hanlm", *sys.argv[1:]])
+    return "hanlm.tasks.run (Python API)"
+
+
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# ------------------------------------------------------------------------------ finetune
+
+
+def finetune(cfg: FinetuneConfig) -> int:
+    out = Path(cfg.out)
+    _check_run_dir(out, cfg.resume)
+    opts = cfg.options
+    read = ReadOptions(encoding=opts.encoding, on_error=opts.on_error)
+    task = build_task(cfg.task, opts)
+    train_ex, dev_ex, task = _train_and_dev(task, cfg, read)
+
+    model_dir = resolve_model_dir(cfg.model)
+    tokenizer = load_tokenizer(model_dir)
+    set_seed(cfg.loop.seed)
+    model = load_model(model_dir, task.head, {**task.model_kwargs(),
+                                              "ignore_mismatched_sizes": True},
+                       trust_pickle=opts.trust_pickle)
+    add_special_tokens(task, tokenizer, model)
+    train_features = task.encode(train_ex, tokenizer, opts.max_len)
+    dev_features = task.encode(dev_ex, tokenizer, opts.max_len) if dev_ex else []
+    logger.info("%d training features from %d examples", len(train_features), len(train_ex))
+
+    out.mkdir(parents=True, exist_ok=True)
+    config.save(cfg, out / "config.yaml")
+    write_skipped(read, out / "skipped.jsonl")
+
+    def evaluate(m: Any) -> Evaluation:
+        predictions = run_inference(task, m, tokenizer, dev_ex, dev_features,
+                                    cfg.loop.eval_batch_size)
+        return Evaluation(task.score(predictions, dev_ex), predictions)
+
+    def on_best(m: Any, evaluation: Evaluation | None, step: int, total: int) -> None:
+        card = model_card(task=task, base_model=str(cfg.model), train_file=cfg.train,
+                          dev_file=cfg.dev, split=opts.split_dev,
+                          metrics=evaluation.metrics if evaluation else None, step=step,
+                          total_steps=total, command=_command())
+        save_model_dir(m, tokenizer, out / "model", card)
+        if evaluation is not None:
+            write_jsonl(out / "predictions.jsonl", evaluation.predictions)
+
+    start = time.perf_counter()
+    result = train(
+        model, train_features, cfg.loop, run_dir=out, pad_id=tokenizer.pad_token_id,
+        evaluate=evaluate if dev_ex else None, main_metric=task.main_metric, on_best=on_best,
+        resume=cfg.resume, extra_state={"task": task.name},
+    )
+    summary = {
+        "task": task.name, "main_metric": task.main_metric,
+        "best_step": result.state.best_step, "steps": result.state.step,
+        "total_steps": result.total_steps, "stopped_early": result.state.stopped_early,
+        "train_seconds": round(result.seconds, 1),
+        "wall_seconds": round(time.perf_counter() - start, 1),
+        "train_examples": len(train_ex), "dev_examples": len(dev_ex),
+        "split_dev": opts.split_dev, "skipped": len(read.skipped),
+        "dev": result.state.best,
+    }
+    atomic.write_text(out / "metrics.json", json.dumps(summary, indent=2, ensure_ascii=False))
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
+def _check_run_dir(out: Path, resume: bool) -> None:
+    has_run = (out / "config.yaml").exists() or (out / "checkpoints").exists()
+    if resume and not has_run:
+        raise HanlmError("--resume: no run to resume here", path=str(out))
+    if has_run and not resume:
+        raise HanlmError("already holds a run; pass --resume to continue it or choose another "
+                         "--out", path=str(out))
+
+
+def _train_and_dev(task: Task, cfg: FinetuneConfig, read: ReadOptions
+                   ) -> tuple[list[Any], list[Any], Task]:
+    """Training and dev examples, and the task with its label set fixed.
+
+    Labels not given by the task or --labels are inferred from the training file, so the dev
+    file is read after: a dev label outside the training labels is then an error.
+    """
+    opts = cfg.options
+    examples = read_examples(task, cfg.train, opts, read)
+    labels = task.infer_labels(examples)
+    if labels != task.labels:
+        logger.info("labels inferred from %s: %s", cfg.train, ", ".join(labels))
+        task = build_task(cfg.task, opts, labels=labels)
+    if opts.split_dev is not None:
+        if cfg.dev is not None:
+            raise HanlmError("--split-dev splits --train into train and dev; drop --dev")
+        seed, fraction = parse_split(opts.split_dev)
+        train_ex, dev_ex = split_examples(examples, task.group_of, seed, fraction)
+        logger.info("--split-dev %s: %d train / %d held-out examples", opts.split_dev,
+                    len(train_ex), len(dev_ex))
+    else:
+        train_ex = examples
+        dev_ex = read_examples(task, cfg.dev, opts, read) if cfg.dev else []
+    return _limit(train_ex, opts.limit), _limit(dev_ex, opts.limit), task
+
+
+# ------------------------------------------------------------------------------ evaluate
+
+
+def _load_finetuned(name: str, model_path: str, opts: DataOptions) -> tuple[Task, Any, Any]:
+    """The task configured with the labels the model was fine-tuned on, the model, tokenizer."""
+    model_dir = resolve_model_dir(model_path)
+    task = build_task(name, opts)
+    stored = task_kwargs_from_model(model_dir)
+    regression = stored["problem_type"] == "regression"
+    if task.model_kwargs() and not regression:
+        labels = stored["labels"]
+        if task.labels and set(task.labels) != set(labels):
+            raise HanlmError(f"the model was fine-tuned for labels {', '.join(labels)}, not the "
+                             f"labels of task '{name}' ({', '.join(task.labels)})",
+                             path=str(model_dir))
+        task = build_task(name, opts, labels=labels)
+    tokenizer = load_tokenizer(model_dir)
+    model = load_model(model_dir, task.head, {}, trust_pickle=opts.trust_pickle)
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        raise HanlmError("the tokenizer has more tokens than the model's embeddings",
+                         path=str(model_dir))
+    return task, model.to(_device()), tokenizer
+
+
+def evaluate(cfg: EvaluateConfig) -> int:
+    opts = cfg.options
+    task, model, tokenizer = _load_finetuned(cfg.task, cfg.model, opts)
+    read = ReadOptions(encoding=opts.encoding, on_error=opts.on_error)
+    examples = held_out_part(task, read_examples(task, cfg.data, opts, read), opts)
+    features = task.encode(examples, tokenizer, opts.max_len)
+    start = time.perf_counter()
+    predictions = run_inference(task, model, tokenizer, examples, features, cfg.batch_size,
+                                progress=True)
+    scores = task.score(predictions, examples)
+    output = Path(cfg.output or f"metrics-{task.name}-{Path(cfg.data).stem}.json")
+    result = {"task": task.name, "data": cfg.data, "model": cfg.model,
+              "split_dev": opts.split_dev, "examples": len(examples),
+              "skipped": len(read.skipped), "seconds": round(time.perf_counter() - start, 1),
+              "metrics": scores}
+    atomic.write_text(output, json.dumps(result, indent=2, ensure_ascii=False))
+    write_skipped(read, output.with_suffix(".skipped.jsonl"))
+    if cfg.predictions:
+        write_jsonl(Path(cfg.predictions), predictions)
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+# ------------------------------------------------------------------------------ predict
+
+
+def predict(cfg: PredictConfig) -> int:
+    opts = cfg.options
+    task, model, tokenizer = _load_finetuned(cfg.task, cfg.model, opts)
+    read = ReadOptions(encoding=opts.encoding, on_error=opts.on_error, require_labels=False)
+    examples = held_out_part(task, read_examples(task, cfg.input, opts, read), opts)
+    features = task.encode(examples, tokenizer, opts.max_len)
+    predictions = run_inference(task, model, tokenizer, examples, features, cfg.batch_size,
+                                progress=True)
+    output = Path(cfg.output)
+    write_jsonl(output, predictions)
+    write_skipped(read, output.with_suffix(".skipped.jsonl"))
+    print(json.dumps({"task": task.name, "input": cfg.input, "output": str(output),
+                      "predictions": len(predictions), "skipped": len(read.skipped)},
+                     ensure_ascii=False))
+    return 0

@@ -1,0 +1,165 @@
+"""KoreanTokenizer: the tokenizer the rest of hanlm uses, loaded from a tokenizer directory."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from tokenizers import Tokenizer, models
+
+from hanlm.errors import HanlmError
+from hanlm.tokenizer.format import (
+    META_FILE,
+    SPECIAL_TOKENS,
+    TOKENIZER_FILE,
+    fingerprint,
+    tokens_by_id,
+)
+from hanlm.tokenizer.pretokenize import eojeol_spans, kiwi_pieces
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
+
+logger = logging.getLogger(__name__)
+
+
+class KoreanTokenizer:
+    """A WordPiece tokenizer plus what hanlm needs around it: special ids, eojeol starts for
+    whole-word masking, and the kiwi pre-tokenization a ``tokenizer.json`` cannot hold."""
+
+    def __init__(self, directory: Path, tokenizer: Tokenizer, pretokenize: str):
+        # encode_words must return raw ids: a tokenizer.json may carry padding or truncation.
+        tokenizer.no_padding()
+        tokenizer.no_truncation()
+        self.directory = directory
+        self.pretokenize = pretokenize
+        self._tokenizer = tokenizer
+        self._hf: PreTrainedTokenizerFast | None = None
+        vocab = tokenizer.get_vocab(with_added_tokens=True)
+        self.vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+        self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id = (
+            vocab[t] for t in SPECIAL_TOKENS
+        )
+        self.special_ids = frozenset(vocab[t] for t in SPECIAL_TOKENS)
+        self.fingerprint = fingerprint(tokens_by_id(tokenizer))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> KoreanTokenizer:
+        """Load a directory written by ``hanlm tokenizer train`` (or any BERT WordPiece
+        ``tokenizer.json`` directory, read without pre-tokenization)."""
+        directory = Path(directory)
+        tokenizer = _read_tokenizer(directory)
+        meta = _read_meta(directory)
+        pretokenize = meta.get("pretokenize", "none")
+        if pretokenize not in ("none", "kiwi"):
+            raise HanlmError(
+                f"unknown pretokenize mode {pretokenize!r} in {META_FILE}", path=str(directory)
+            )
+        _warn_if_decomposing(tokenizer, directory)
+        loaded = cls(directory, tokenizer, pretokenize)
+        if meta.get("fingerprint") not in (None, loaded.fingerprint):
+            logger.warning(
+                "%s: vocabulary changed since training (fingerprint differs from %s)",
+                directory,
+                META_FILE,
+            )
+        return loaded
+
+    def encode_words(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For each text: (token ids as int32, without [CLS]/[SEP]; True where a token starts an
+        eojeol of the original text, i.e. a whitespace-delimited word, punctuation included).
+
+        The texts are pre-split (into eojeols, or kiwi morpheme pieces of them) and encoded in
+        one ``encode_batch`` call; the tokens' word ids map back to the eojeols.
+        """
+        if self.pretokenize == "kiwi":
+            split = kiwi_pieces(texts)
+        else:
+            split = [[[text[s:e]] for s, e in eojeol_spans(text)] for text in texts]
+        pieces = [[p for eojeol in eojeols for p in eojeol] for eojeols in split]
+        encodings = self._tokenizer.encode_batch(
+            pieces, is_pretokenized=True, add_special_tokens=False
+        )
+        return [
+            _with_word_starts(enc.ids, enc.word_ids, eojeols)
+            for enc, eojeols in zip(encodings, split, strict=True)
+        ]
+
+    def hf(self) -> PreTrainedTokenizerFast:
+        """The same tokenizer as stock ``transformers`` loads it (``AutoTokenizer``)."""
+        if self._hf is None:
+            from transformers import AutoTokenizer
+
+            self._hf = AutoTokenizer.from_pretrained(str(self.directory))
+        return self._hf
+
+    def __repr__(self) -> str:
+        return (
+            f"KoreanTokenizer({str(self.directory)!r}, vocab_size={self.vocab_size}, "
+            f"pretokenize={self.pretokenize!r}, fingerprint={self.fingerprint!r})"
+        )
+
+
+def _with_word_starts(
+    ids: list[int], word_ids: list[int | None], eojeols: list[list[str]]
+) -> tuple[np.ndarray, np.ndarray]:
+    piece_to_eojeol = np.repeat(np.arange(len(eojeols)), [len(e) for e in eojeols])
+    owner = piece_to_eojeol[np.asarray(word_ids, dtype=np.int64)] if ids else np.zeros(0, np.int64)
+    starts = np.ones(len(ids), dtype=bool)
+    starts[1:] = owner[1:] != owner[:-1]
+    return np.asarray(ids, dtype=np.int32), starts
+
+
+def _read_tokenizer(directory: Path) -> Tokenizer:
+    if not directory.is_dir():
+        raise HanlmError("tokenizer directory not found", path=str(directory))
+    path = directory / TOKENIZER_FILE
+    if not path.is_file():
+        raise HanlmError(
+            f"not a tokenizer directory: no {TOKENIZER_FILE} (train one with `hanlm tokenizer train`)",
+            path=str(directory),
+        )
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as e:  # the Rust library raises a bare Exception
+        raise HanlmError(f"unreadable {TOKENIZER_FILE}: {e}", path=str(directory)) from None
+    if not isinstance(tokenizer.model, models.WordPiece):
+        raise HanlmError(
+            f"{TOKENIZER_FILE} holds a {type(tokenizer.model).__name__} model; hanlm needs a BERT WordPiece tokenizer",
+            path=str(directory),
+        )
+    vocab = tokenizer.get_vocab(with_added_tokens=True)
+    missing = [t for t in SPECIAL_TOKENS if t not in vocab]
+    if missing:
+        raise HanlmError(
+            f"the vocabulary lacks {', '.join(missing)}: not a BERT tokenizer (needs {', '.join(SPECIAL_TOKENS)})",
+            path=str(directory),
+        )
+    return tokenizer
+
+
+def _read_meta(directory: Path) -> dict[str, Any]:
+    path = directory / META_FILE
+    if not path.is_file():
+        logger.info("%s: no %s (not trained by hanlm): no pre-tokenization", directory, META_FILE)
+        return {}
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise HanlmError(f"unreadable {META_FILE}: {e}", path=str(directory)) from None
+    if not isinstance(meta, dict):
+        raise HanlmError(f"{META_FILE} must hold a JSON object", path=str(directory))
+    return meta
+
+
+def _warn_if_decomposing(tokenizer: Tokenizer, directory: Path) -> None:
+    """A foreign tokenizer that lowercases / strips accents turns Hangul into jamo."""
+    spec = json.dumps(json.loads(tokenizer.to_str()).get("normalizer"))
+    if any(s in spec for s in ('"lowercase": true', '"strip_accents": true', '"NFD"', '"NFKD"')):
+        logger.warning(
+            "%s: the normalizer lowercases or decomposes (NFD): Hangul syllables become jamo",
+            directory,
+        )

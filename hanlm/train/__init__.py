@@ -1,0 +1,1 @@
+"""Training components shared by pretraining and fine-tuning: optimizer, checkpoints, logs."""

@@ -1,0 +1,154 @@
+"""Pretraining end to end on the embedded corpus: CLI run, kill + resume, several processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hanlm.data.build import DataBuildConfig, build_dataset
+from hanlm.demo import embedded_corpus
+from hanlm.text import CorpusConfig
+from hanlm.tokenizer import TokenizerTrainConfig, train_tokenizer
+from hanlm.train.log import read_metrics
+
+ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+TINY = ["--preset", "tiny", "--batch-size", "8", "--eval-every", "0", "--no-tensorboard",
+        "--log-every", "1", "--optim.warmup-steps", "2", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("pretrain")
+    corpus = [str(embedded_corpus())]
+    tok = train_tokenizer(TokenizerTrainConfig(corpus=corpus, out=str(root / "tok"), vocab_size=400,
+                                               min_frequency=1, reader=CorpusConfig()))
+    return build_dataset(DataBuildConfig(corpus=corpus, tokenizer=str(tok), out=str(root / "data"),
+                                         max_len=32, eval_fraction=0.2, workers=1,
+                                         reader=CorpusConfig()))
+
+
+def hanlm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "hanlm", *args], env=ENV, capture_output=True,
+                            text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"hanlm {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return result
+
+
+def final_weights(run: Path) -> dict[str, torch.Tensor]:
+    last = sorted((run / "checkpoints").glob("step-*"))[-1]
+    return load_file(last / "model.safetensors")
+
+
+def assert_identical(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_cli_run_logs_evaluates_and_checkpoints(data_dir, tmp_path):
+    run = tmp_path / "run"
+    hanlm("pretrain", "--data", str(data_dir), "--out", str(run), *TINY, "--max-steps", "6",
+          "--save-every", "4", "--eval-every", "3")
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000004", "step-00000006"]
+    rows = read_metrics(run)
+    train = [r for r in rows if r["split"] == "train"]
+    evals = [r for r in rows if r["split"] == "eval"]
+    assert [r["step"] for r in train] == [1, 2, 3, 4, 5, 6]
+    assert evals and {"mlm_accuracy", "nsp_accuracy", "mlm_loss"} <= evals[0].keys()
+    assert all(r["tokens_per_second"] > 0 for r in train)
+    saved = (run / "config.yaml").read_text()
+    assert "max_steps: 6" in saved and "lr:" in saved
+    state = json.loads((run / "checkpoints" / "step-00000006" / "state.json").read_text())
+    assert state["samples_seen"] == 6 * 8
+
+
+def test_existing_run_is_refused_without_resume_or_overwrite(data_dir, tmp_path):
+    run = tmp_path / "run"
+    hanlm("pretrain", "--data", str(data_dir), "--out", str(run), *TINY, "--max-steps", "1")
+    again = hanlm("pretrain", "--data", str(data_dir), "--out", str(run), *TINY, "--max-steps", "1",
+                  check=False)
+    assert again.returncode == 2
+    assert "already holds a run" in again.stderr and "Traceback" not in again.stderr
+    other = hanlm("pretrain", "--data", str(data_dir), "--out", str(run), *TINY, "--max-steps", "1",
+                  "--preset", "mini", "--resume", check=False)
+    assert other.returncode == 2 and "preset" in other.stderr
+
+
+def _kill_when(run: Path, process: subprocess.Popen, step: int) -> None:
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        done = [int(p.name.split("-")[1]) for p in (run / "checkpoints").glob("step-*")] if (run / "checkpoints").is_dir() else []
+        if done and max(done) >= step:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return
+        if process.poll() is not None:
+            raise AssertionError("run finished before it could be killed")
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint appeared")
+
+
+@pytest.mark.slow
+def test_kill_and_resume_is_bit_identical(data_dir, tmp_path):
+    args = ["--data", str(data_dir), *TINY, "--max-steps", "60", "--save-every", "5"]
+    hanlm("pretrain", *args, "--out", str(tmp_path / "straight"))
+    resumed = tmp_path / "resumed"
+    for kill_at in (10, 35):
+        p = subprocess.Popen([sys.executable, "-m", "hanlm", "pretrain", *args, "--out", str(resumed),
+                              *(["--resume"] if kill_at != 10 else [])],
+                             env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _kill_when(resumed, p, kill_at)
+    hanlm("pretrain", *args, "--out", str(resumed), "--resume")
+    assert_identical(final_weights(tmp_path / "straight"), final_weights(resumed))
+    straight_loss = {r["step"]: r["loss"] for r in read_metrics(tmp_path / "straight") if r["split"] == "train"}
+    resumed_loss = {r["step"]: r["loss"] for r in read_metrics(resumed) if r["split"] == "train"}
+    assert all(resumed_loss[s] == straight_loss[s] for s in resumed_loss)
+
+
+@pytest.mark.slow
+def test_sigint_saves_a_checkpoint(data_dir, tmp_path):
+    run = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "hanlm", "pretrain", "--data", str(data_dir), "--out",
+                          str(run), *TINY, "--max-steps", "100000", "--save-every", "100000"],
+                         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").is_file() or not (run / "metrics.jsonl").read_text():
+        assert time.time() < deadline and p.poll() is None
+        time.sleep(0.1)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err[-2000:]
+    assert list((run / "checkpoints").glob("step-*")), "Ctrl-C must leave a checkpoint"
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one_with_accumulation(data_dir, tmp_path):
+    if shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists():
+        pytest.skip("torchrun not installed")
+    common = ["--data", str(data_dir), *TINY, "--max-steps", "5", "--batch-size", "4", "--dropout", "0"]
+    hanlm("pretrain", *common, "--grad-accum", "2", "--out", str(tmp_path / "one"))
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    result = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "hanlm", "pretrain",
+         *common, "--out", str(tmp_path / "two")],
+        env=ENV, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    one = [r["loss"] for r in read_metrics(tmp_path / "one") if r["split"] == "train"]
+    two = [r["loss"] for r in read_metrics(tmp_path / "two") if r["split"] == "train"]
+    assert len(one) == len(two) == 5
+    assert one == pytest.approx(two, rel=1e-4)
+    a, b = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-3, atol=1e-5)

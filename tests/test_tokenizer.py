@@ -1,0 +1,300 @@
+"""hanlm.tokenizer: the Korean traps, transformers compatibility, word starts, kiwi, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tokenizers import Tokenizer
+
+from hanlm.errors import HanlmError
+from hanlm.text import CorpusConfig
+from hanlm.tokenizer import KoreanTokenizer, TokenizerTrainConfig, kiwi_split, train_tokenizer
+from hanlm.tokenizer.format import new_tokenizer
+from hanlm.tokenizer.pretokenize import kiwi_pieces
+
+REPO = Path(__file__).resolve().parents[1]
+CONSTITUTION = REPO / "hanlm" / "resources" / "constitution.txt"
+SENTENCE = "대한민국은 민주공화국이다."
+RARE = "똠"  # appears once in the training corpus, at a word start
+
+
+def _corpus(tmp_path: Path) -> str:
+    text = CONSTITUTION.read_text(encoding="utf-8")
+    path = tmp_path / "corpus.txt"
+    path.write_text(text + f"\n\n{RARE}얌꿍 먹은 KBS 기자\n", encoding="utf-8")
+    return str(path)
+
+
+def _train(tmp_path: Path, vocab_size: int = 500, **kwargs) -> Path:
+    out = str(tmp_path / "tok")
+    return train_tokenizer(
+        TokenizerTrainConfig(corpus=[_corpus(tmp_path)], out=out, vocab_size=vocab_size, **kwargs)
+    )
+
+
+@pytest.fixture(scope="module")
+def tok_dir(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory.mktemp("plain"))
+
+
+@pytest.fixture(scope="module")
+def tok(tok_dir) -> KoreanTokenizer:
+    return KoreanTokenizer.load(tok_dir)
+
+
+@pytest.fixture(scope="module")
+def kiwi_tok(tmp_path_factory) -> KoreanTokenizer:
+    return KoreanTokenizer.load(_train(tmp_path_factory.mktemp("kiwi"), pretokenize="kiwi"))
+
+
+def _raw(directory: Path) -> Tokenizer:
+    return Tokenizer.from_file(str(directory / "tokenizer.json"))
+
+
+# ---------------------------------------------------------------- Korean traps
+
+
+def test_hangul_never_becomes_jamo(tok_dir):
+    raw = _raw(tok_dir)
+    jamo = [t for t in raw.get_vocab() if any("\u1100" <= c <= "\u11ff" for c in t)]
+    assert jamo == []
+    ids = raw.encode(SENTENCE).ids
+    assert raw.decode(ids) == SENTENCE
+    assert "대" in raw.encode(SENTENCE).tokens
+
+
+def test_rare_syllable_is_in_the_vocabulary_in_both_positions(tok, tok_dir):
+    vocab = _raw(tok_dir).get_vocab()
+    assert RARE in vocab and "##" + RARE in vocab
+    for ids, _ in tok.encode_words([f"{RARE}방", f"방{RARE}", f"국{RARE}"]):
+        assert tok.unk_id not in ids
+
+
+def test_requested_size_is_kept_and_every_character_has_both_forms(tmp_path):
+    vocab = _raw(_train(tmp_path, vocab_size=1000)).get_vocab()
+    assert len(vocab) == 1000
+    chars = {t.removeprefix("##") for t in vocab if len(t.removeprefix("##")) == 1}
+    assert all(c in vocab and "##" + c in vocab for c in chars)
+
+
+def test_nfd_input_gives_the_nfc_ids(tok, tok_dir):
+    nfd = unicodedata.normalize("NFD", SENTENCE)
+    raw = _raw(tok_dir)
+    assert raw.encode(nfd).ids == raw.encode(SENTENCE).ids
+    (a, fa), (b, fb) = tok.encode_words([SENTENCE, nfd])
+    assert a.tolist() == b.tolist() and fa.tolist() == fb.tolist()
+
+
+def test_latin_is_not_lowercased(tok_dir):
+    assert "K" in _raw(tok_dir).encode("KBS").tokens[1]
+
+
+# ---------------------------------------------------------------- directory and transformers
+
+HF_SCRIPT = """
+import json, sys, unicodedata
+from transformers import AutoTokenizer, BertTokenizerFast
+directory, text = sys.argv[1], sys.argv[2]
+auto = AutoTokenizer.from_pretrained(directory)
+bert = BertTokenizerFast.from_pretrained(directory)
+pair = auto(text, "민주")
+print(json.dumps({
+    "hanlm_imported": "hanlm" in sys.modules,
+    "auto": auto(text)["input_ids"],
+    "auto_nfd": auto(unicodedata.normalize("NFD", text))["input_ids"],
+    "pair": pair["input_ids"],
+    "pair_types": pair["token_type_ids"],
+    "bert": bert(text)["input_ids"],
+    "special": [auto.pad_token_id, auto.unk_token_id, auto.cls_token_id, auto.sep_token_id, auto.mask_token_id],
+    "decoded": auto.decode(auto(text)["input_ids"], skip_special_tokens=True),
+}))
+"""
+
+
+def test_stock_transformers_loads_it_with_identical_ids(tok_dir, tok):
+    text = f"{SENTENCE} KBS 漢字 {RARE}방"
+    proc = subprocess.run(
+        [sys.executable, "-c", HF_SCRIPT, str(tok_dir), text],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    raw = _raw(tok_dir)
+    assert not got["hanlm_imported"]
+    assert got["auto"] == raw.encode(text).ids
+    assert got["auto_nfd"] == got["auto"]  # NFC kept by AutoTokenizer
+    assert got["bert"] == got["auto"]  # BertTokenizerFast: same ids on NFC text, no lowercasing
+    pair = raw.encode(text, "민주")
+    assert got["pair"] == pair.ids and got["pair_types"] == pair.type_ids
+    assert got["special"] == [0, tok.unk_id, tok.cls_id, tok.sep_id, tok.mask_id]
+    assert got["decoded"] == raw.decode(raw.encode(text).ids)
+
+
+def test_directory_contents(tok_dir, tok):
+    meta = json.loads((tok_dir / "hanlm_tokenizer.json").read_text(encoding="utf-8"))
+    vocab_lines = (tok_dir / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    assert len(vocab_lines) == tok.vocab_size == meta["vocab_size"]
+    assert vocab_lines[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert _raw(tok_dir).token_to_id(vocab_lines[-1]) == len(vocab_lines) - 1
+    assert meta["fingerprint"] == tok.fingerprint and len(tok.fingerprint) == 16
+    assert meta["pretokenize"] == tok.pretokenize == "none"
+    assert meta["corpus"][0]["bytes"] > 0
+    assert (tok.pad_id, tok.special_ids) == (0, {0, 1, 2, 3, 4})
+    config = json.loads((tok_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
+    assert config["do_lower_case"] is False and config["strip_accents"] is False
+    assert (tok_dir / "special_tokens_map.json").is_file()
+
+
+# ---------------------------------------------------------------- encode_words
+
+
+def test_encode_words_marks_the_first_piece_of_each_eojeol(tok, tok_dir):
+    [(ids, starts)] = tok.encode_words([SENTENCE])
+    assert ids.dtype == np.int32 and starts.dtype == bool
+    assert ids.tolist() == _raw(tok_dir).encode(SENTENCE, add_special_tokens=False).ids
+    first_len = len(tok.encode_words(["대한민국은"])[0][0])
+    expected = np.zeros(len(ids), dtype=bool)
+    expected[[0, first_len]] = True
+    assert starts.tolist() == expected.tolist()  # "." stays inside 공화국이다.
+
+
+def test_encode_words_batch_with_empty_text_and_extra_spaces(tok):
+    (e_ids, e_starts), (ids, starts) = tok.encode_words(["", "  가  나\t다 "])
+    assert len(e_ids) == len(e_starts) == 0
+    assert starts.sum() == 3 and starts[0]
+
+
+# ---------------------------------------------------------------- kiwi
+
+
+def test_kiwi_split_keeps_surface_text():
+    assert kiwi_split("했다고 하더라") == "했 다고 하 더라"
+    texts = ["대한민국은 민주공화국이다.", "봤었는데 재밌었어요ㅋㅋ 😀 𠀀한자"]
+    for text, eojeols in zip(texts, kiwi_pieces(texts), strict=True):
+        assert ["".join(pieces) for pieces in eojeols] == text.split()
+        assert all(p and p in text for pieces in eojeols for p in pieces)
+    assert kiwi_split([]) == []
+
+
+def test_kiwi_tokenizer_flags_follow_eojeols(kiwi_tok):
+    assert kiwi_tok.pretokenize == "kiwi"
+    text = "대한민국의 주권은 국민에게 있고, 모든 권력은 국민으로부터 나온다."
+    [(ids, starts)] = kiwi_tok.encode_words([text])
+    raw = kiwi_tok._tokenizer
+    expected: list[bool] = []
+    for pieces in kiwi_pieces([text])[0]:
+        n = len(raw.encode(pieces, is_pretokenized=True, add_special_tokens=False).ids)
+        expected += [True] + [False] * (n - 1)
+    assert starts.tolist() == expected
+    assert starts.sum() == len(text.split())
+    assert ids.tolist() == raw.encode(kiwi_split(text), add_special_tokens=False).ids
+    assert kiwi_tok.hf()(kiwi_split(text), add_special_tokens=False)["input_ids"] == ids.tolist()
+
+
+def test_kiwi_usage_is_recorded(kiwi_tok):
+    meta = json.loads((kiwi_tok.directory / "hanlm_tokenizer.json").read_text(encoding="utf-8"))
+    config = json.loads((kiwi_tok.directory / "tokenizer_config.json").read_text(encoding="utf-8"))
+    assert "kiwi_split" in meta["usage"] and config["hanlm_pretokenize"] == "kiwi"
+    assert "kiwipiepy" in config["hanlm_usage"]
+
+
+# ---------------------------------------------------------------- bad directories and options
+
+
+def test_load_refuses_what_is_not_a_bert_tokenizer(tmp_path, tok_dir):
+    with pytest.raises(HanlmError, match="not found"):
+        KoreanTokenizer.load(tmp_path / "nope")
+    with pytest.raises(HanlmError, match="no tokenizer.json"):
+        KoreanTokenizer.load(tmp_path)
+    (tmp_path / "tokenizer.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(HanlmError, match="unreadable"):
+        KoreanTokenizer.load(tmp_path)
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "가", "##나"])}
+    new_tokenizer(vocab).save(str(tmp_path / "tokenizer.json"))
+    with pytest.raises(HanlmError, match=r"lacks \[MASK\]"):
+        KoreanTokenizer.load(tmp_path)
+
+
+def test_out_directory_is_not_silently_overwritten(tmp_path):
+    out = _train(tmp_path, max_texts=50)
+    assert (
+        json.loads((out / "hanlm_tokenizer.json").read_text(encoding="utf-8"))["training"]["texts"]
+        == 50
+    )
+    with pytest.raises(HanlmError, match="--overwrite"):
+        _train(tmp_path)
+    _train(tmp_path, overwrite=True)
+
+
+def test_bad_corpus_raises_hanlm_error(tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("id\treview\n1\t가\n", encoding="utf-8")
+    cfg = TokenizerTrainConfig(
+        corpus=[str(bad)], out=str(tmp_path / "o"), reader=CorpusConfig(text_column="text")
+    )
+    with pytest.raises(HanlmError, match="no column 'text' .columns: id, review"):
+        train_tokenizer(cfg)
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "hanlm", "tokenizer", "train", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+
+
+def test_cli_trains_end_to_end(tmp_path):
+    out = tmp_path / "cli_tok"
+    proc = _cli(_corpus(tmp_path), "--vocab-size", "500", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert KoreanTokenizer.load(out).vocab_size >= 500
+
+
+def test_cli_missing_file_is_one_line_exit_2(tmp_path):
+    proc = _cli(str(tmp_path / "missing.txt"), "--vocab-size", "500", "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "missing.txt" in errors[0] and "file not found" in errors[0]
+
+
+# ---------------------------------------------------------------- real data
+
+
+@pytest.mark.shared_data
+def test_train_on_nsmc_raw_slice_without_test_reviews(shared_data, tmp_path):
+    start = time.perf_counter()
+    cfg = TokenizerTrainConfig(
+        corpus=[str(shared_data / "nsmc-raw" / "reviews.tsv.gz")],
+        out=str(tmp_path / "nsmc_tok"),
+        vocab_size=8000,
+        max_texts=100_000,
+        reader=CorpusConfig(
+            text_column="review",
+            id_column="review_id",
+            exclude_ids=[str(shared_data / "nsmc" / "ratings_test.txt")],
+        ),
+    )
+    tok = KoreanTokenizer.load(train_tokenizer(cfg))
+    assert time.perf_counter() - start < 60
+    meta = json.loads((tok.directory / "hanlm_tokenizer.json").read_text(encoding="utf-8"))
+    assert meta["training"]["texts"] == 100_000 and tok.vocab_size >= 8000
+    review = "이 영화 정말 재밌었어요 ㅋㅋ 배우들 연기도 최고"
+    [(ids, starts)] = tok.encode_words([review])
+    assert tok.unk_id not in ids and starts.sum() == len(review.split())
+    assert tok.hf().decode(ids.tolist()) == review
