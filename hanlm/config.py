@@ -265,7 +265,10 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         if inner is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif is_list:
-            kwargs["nargs"] = "*"
+            # One value per flag, repeatable (--exclude-ids a --exclude-ids b): a greedy
+            # nargs="*" would swallow the positional corpus paths that follow it.
+            kwargs["action"] = "extend"
+            kwargs["nargs"] = 1
         if get_origin(inner) is Literal:
             kwargs["choices"] = list(get_args(inner))
             kwargs["metavar"] = "{" + ",".join(map(str, get_args(inner))) + "}"

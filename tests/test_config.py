@@ -68,7 +68,7 @@ def test_yaml_then_cli_round_trip(tmp_path):
     (tmp_path / "c.yaml").write_text("out: from-yaml\nbatch_size: 4\ninner:\n  lr: 0.25\n")
     parser = argparse.ArgumentParser()
     config.add_arguments(parser, Outer)
-    args = parser.parse_args(["--config", str(tmp_path / "c.yaml"), "--batch-size", "16", "--flag", "--tags", "a", "b"])
+    args = parser.parse_args(["--config", str(tmp_path / "c.yaml"), "--batch-size", "16", "--flag", "--tags", "a", "--tags", "b"])
     cfg = config.from_args(Outer, args)
     assert (cfg.out, cfg.batch_size, cfg.inner.lr, cfg.flag, cfg.tags) == ("from-yaml", 16, 0.25, True, ["a", "b"])
     config.save(cfg, tmp_path / "saved.yaml")

@@ -1,0 +1,161 @@
+"""`hanlm data build`: documents -> NSP shards; determinism, exclusion, workers, resume."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hanlm.data.build import DataBuildConfig, build_dataset
+from hanlm.data.shards import ShardReader, read_meta
+from hanlm.demo import embedded_corpus
+from hanlm.errors import HanlmError
+from hanlm.text import CorpusConfig
+from hanlm.tokenizer import KoreanTokenizer, TokenizerTrainConfig, train_tokenizer
+
+LINES = [line.strip() for line in embedded_corpus().read_text(encoding="utf-8").splitlines() if len(line.strip()) > 10]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tok") / "tok"
+    return train_tokenizer(TokenizerTrainConfig(corpus=[str(embedded_corpus())], out=str(out),
+                                                vocab_size=500, min_frequency=1, reader=CorpusConfig()))
+
+
+@pytest.fixture(scope="module")
+def reviews(tmp_path_factory) -> Path:
+    """A review-style TSV: 40 'movies', rows interleaved as in nsmc-raw."""
+    path = tmp_path_factory.mktemp("corpus") / "reviews.tsv"
+    rows = ["review_id\tmovie_id\treview"]
+    for i, line in enumerate(LINES[:320]):
+        rows.append(f"{1000 + i}\t{i % 40}\t{line}")
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def _build(corpus, tok, out, **kw) -> Path:
+    reader = CorpusConfig(text_column="review", group_column="movie_id", id_column="review_id",
+                          exclude_ids=kw.pop("exclude_ids", []))
+    defaults = dict(max_len=48, workers=1, chunk_chars=3000, eval_fraction=0.1, reader=reader)
+    return build_dataset(DataBuildConfig(corpus=[str(corpus)], tokenizer=str(tok), out=str(out), **{**defaults, **kw}))
+
+
+def _all_ids(data: Path, split: str = "train") -> list[np.ndarray]:
+    reader = ShardReader(data, split)
+    return [reader[i].input_ids for i in range(len(reader))]
+
+
+def test_build_writes_self_describing_shards(reviews, tokenizer, tmp_path):
+    data = _build(reviews, tokenizer, tmp_path / "d")
+    meta = read_meta(data)
+    tok = KoreanTokenizer.load(data / "tokenizer")
+    assert meta["tokenizer_fingerprint"] == tok.fingerprint
+    assert meta["shards"] > 1 and meta["splits"]["train"]["instances"] > 0
+    reader = ShardReader(data, "train")
+    for i in range(len(reader)):
+        s = reader[i]
+        assert s.input_ids[0] == tok.cls_id and s.input_ids[-1] == tok.sep_id
+        assert s.input_ids[s.len_a - 1] == tok.sep_id
+        assert s.input_ids.size <= 48 and s.word_starts.size == s.input_ids.size
+    ratio = meta["splits"]["train"]["random_next"] / meta["splits"]["train"]["instances"]
+    assert 0.4 < ratio < 0.6
+
+
+def test_same_seed_same_shards_any_worker_count(reviews, tokenizer, tmp_path):
+    one = _all_ids(_build(reviews, tokenizer, tmp_path / "a", workers=1))
+    two = _all_ids(_build(reviews, tokenizer, tmp_path / "b", workers=2))
+    other = _all_ids(_build(reviews, tokenizer, tmp_path / "c", workers=1, seed=7))
+    assert len(one) == len(two) and all(np.array_equal(x, y) for x, y in zip(one, two, strict=True))
+    assert len(one) != len(other) or not all(np.array_equal(x, y) for x, y in zip(one, other, strict=True))
+
+
+def test_excluded_ids_never_reach_the_shards(reviews, tokenizer, tmp_path):
+    excluded = tmp_path / "test_ids.txt"
+    # the NSMC test-file layout: id, document, label
+    excluded.write_text("id\tdocument\tlabel\n" + "".join(f"{1000 + i}\tx\t1\n" for i in range(0, 320, 2)))
+    data = _build(reviews, tokenizer, tmp_path / "d", exclude_ids=[str(excluded)], eval_fraction=0.0)
+    tok = KoreanTokenizer.load(data / "tokenizer")
+    kept_text = {LINES[i] for i in range(1, 320, 2)}
+    dropped = [LINES[i] for i in range(0, 320, 2) if LINES[i] not in kept_text]
+    built = {tuple(ids.tolist()) for ids in _all_ids(data)}
+    flat = np.concatenate([np.array(b) for b in built])
+    for text in dropped[:20]:
+        (ids, _), = tok.encode_words([text])
+        if ids.size < 6:
+            continue
+        window = np.lib.stride_tricks.sliding_window_view(flat, ids.size)
+        assert not (window == ids).all(axis=1).any(), f"excluded review leaked: {text}"
+
+
+def test_resume_reuses_finished_shards(reviews, tokenizer, tmp_path):
+    out = tmp_path / "d"
+    data = _build(reviews, tokenizer, out)
+    first = _all_ids(data)
+    marker = sorted((out / "chunks").glob("*.json"))[0]
+    shard = out / "train" / f"shard-{marker.stem}"
+    stamp = shard.stat().st_mtime_ns
+    (out / "meta.json").unlink()  # as if killed before the end
+    _build(reviews, tokenizer, out, resume=True)
+    assert shard.stat().st_mtime_ns == stamp, "a finished shard was rebuilt"
+    assert all(np.array_equal(x, y) for x, y in zip(first, _all_ids(out), strict=True))
+
+
+def test_refuses_a_non_empty_output_and_a_single_document(reviews, tokenizer, tmp_path):
+    _build(reviews, tokenizer, tmp_path / "d")
+    with pytest.raises(HanlmError, match="not empty"):
+        _build(reviews, tokenizer, tmp_path / "d")
+    single = tmp_path / "one.txt"
+    single.write_text("\n".join(LINES[:30]) + "\n", encoding="utf-8")
+    with pytest.raises(HanlmError, match="at least two documents"):
+        build_dataset(DataBuildConfig(corpus=[str(single)], tokenizer=str(tokenizer), out=str(tmp_path / "s"), workers=1))
+
+
+def test_cli_errors_are_one_line(tmp_path, tokenizer):
+    bad = tmp_path / "cp949.txt"
+    bad.write_bytes("대한민국은 민주공화국이다.\n\n국민은 주권자다.\n".encode("cp949"))
+    for corpus, expected in ((bad, "--encoding"), (tmp_path / "missing.txt", "not found")):
+        r = subprocess.run([sys.executable, "-m", "hanlm", "data", "build", str(corpus), "--tokenizer",
+                            str(tokenizer), "--out", str(tmp_path / "o")], capture_output=True, text=True)
+        assert r.returncode == 2
+        assert expected in r.stderr and str(corpus.name) in r.stderr
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_full_review_corpus(shared_data, tmp_path):
+    """Tokenizer + data build on all 712K reviews without the NSMC test ids; figures -> docs."""
+    import time
+
+    import psutil
+
+    corpus = shared_data / "nsmc-raw" / "reviews.tsv.gz"
+    test_ids = shared_data / "nsmc" / "ratings_test.txt"
+    reader = CorpusConfig(text_column="review", group_column="movie_id", id_column="review_id",
+                          exclude_ids=[str(test_ids)])
+    started = time.time()
+    tok = train_tokenizer(TokenizerTrainConfig(corpus=[str(corpus)], out=str(tmp_path / "tok"),
+                                               vocab_size=32000, reader=reader))
+    tok_seconds = time.time() - started
+    started = time.time()
+    data = build_dataset(DataBuildConfig(corpus=[str(corpus)], tokenizer=str(tok), out=str(tmp_path / "data"),
+                                         max_len=128, reader=reader))
+    build_seconds = time.time() - started
+    meta = read_meta(data)
+    assert meta["splits"]["train"]["instances"] > 50_000
+    assert meta["documents"] > 14_000
+    figures = {
+        "tokenizer_seconds": round(tok_seconds, 1),
+        "build_seconds": round(build_seconds, 1),
+        "mb_per_second": round(meta["chars"] * 3 / 1e6 / build_seconds, 2),
+        "train_instances": meta["splits"]["train"]["instances"],
+        "train_tokens": meta["splits"]["train"]["tokens"],
+        "peak_rss_mb_children": round(psutil.Process().memory_info().rss / 2**20),
+    }
+    (tmp_path / "figures.json").write_text(json.dumps(figures))
+    print("FULL-CORPUS FIGURES", json.dumps(figures))
