@@ -19,6 +19,7 @@ class FillMaskConfig:
     text: list[str] = opt(help="sentences with [MASK]", positional=True)
     top_k: int = opt(5, "predictions per mask", min=1)
     json: bool = opt(False, "print JSON instead of a table")
+    trust_pickle: bool = opt(False, "allow pickle (pytorch_model.bin) weights, which can run code")
 
 
 def _pretokenizer(model_dir: Path):
@@ -34,8 +35,11 @@ def _pretokenizer(model_dir: Path):
     return lambda text: text
 
 
-def fill_mask(model_dir: str | Path, texts: list[str], top_k: int = 5) -> list[list[dict]]:
+def fill_mask(model_dir: str | Path, texts: list[str], top_k: int = 5, *,
+              trust_pickle: bool = False) -> list[list[dict]]:
     from transformers import pipeline
+
+    from hanlm.tasks.modeling import check_weights
 
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
@@ -43,7 +47,11 @@ def fill_mask(model_dir: str | Path, texts: list[str], top_k: int = 5) -> list[l
     for text in texts:
         if "[MASK]" not in text:
             raise HanlmError(f"no [MASK] in {text!r}")
-    fill = pipeline("fill-mask", model=str(model_dir), tokenizer=str(model_dir), top_k=top_k)
+    safe = check_weights(model_dir, trust_pickle)  # pickle weights only with --trust-pickle
+    if not safe:
+        logger.warning("%s: loading pickle weights (--trust-pickle): this can run code", model_dir)
+    fill = pipeline("fill-mask", model=str(model_dir), tokenizer=str(model_dir), top_k=top_k,
+                    model_kwargs={"use_safetensors": safe})
     prepare = _pretokenizer(model_dir)
     results = []
     for text in texts:
@@ -53,7 +61,7 @@ def fill_mask(model_dir: str | Path, texts: list[str], top_k: int = 5) -> list[l
 
 
 def fill_mask_cli(cfg: FillMaskConfig) -> int:
-    results = fill_mask(cfg.model, cfg.text, cfg.top_k)
+    results = fill_mask(cfg.model, cfg.text, cfg.top_k, trust_pickle=cfg.trust_pickle)
     for text, predictions in zip(cfg.text, results, strict=True):
         if cfg.json:
             print(json.dumps({"text": text, "predictions": predictions}, ensure_ascii=False))

@@ -28,3 +28,20 @@ def _quiet_threads(monkeypatch):
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_pretraining_data(tmp_path_factory) -> Path:
+    """Tokenizer + NSP shards built from the embedded Constitution (vocab 400, 32 tokens)."""
+    from hanlm.data.build import DataBuildConfig, build_dataset
+    from hanlm.demo import embedded_corpus
+    from hanlm.text import CorpusConfig
+    from hanlm.tokenizer import TokenizerTrainConfig, train_tokenizer
+
+    root = tmp_path_factory.mktemp("tiny-pretraining")
+    corpus = [str(embedded_corpus())]
+    tok = train_tokenizer(TokenizerTrainConfig(corpus=corpus, out=str(root / "tok"), vocab_size=400,
+                                               min_frequency=1, reader=CorpusConfig()))
+    return build_dataset(DataBuildConfig(corpus=corpus, tokenizer=str(tok), out=str(root / "data"),
+                                         max_len=32, eval_fraction=0.2, workers=1,
+                                         reader=CorpusConfig()))

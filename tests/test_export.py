@@ -10,27 +10,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from hanlm.data.build import DataBuildConfig, build_dataset
-from hanlm.demo import embedded_corpus
 from hanlm.errors import HanlmError
 from hanlm.export import ExportConfig, export_model, load_checkpoint_model
-from hanlm.text import CorpusConfig
-from hanlm.tokenizer import KoreanTokenizer, TokenizerTrainConfig, train_tokenizer
+from hanlm.tokenizer import KoreanTokenizer
 from hanlm.train.pretrain import PretrainConfig, pretrain
 
 SENTENCE = "대한민국은 민주공화국이다."
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("export")
-    corpus = [str(embedded_corpus())]
-    tok = train_tokenizer(TokenizerTrainConfig(corpus=corpus, out=str(root / "tok"), vocab_size=400,
-                                               min_frequency=1, reader=CorpusConfig()))
-    data = build_dataset(DataBuildConfig(corpus=corpus, tokenizer=str(tok), out=str(root / "data"),
-                                         max_len=32, workers=1, eval_fraction=0.2, reader=CorpusConfig()))
-    return pretrain(PretrainConfig(data=str(data), out=str(root / "run"), preset="tiny", max_steps=3,
-                                   batch_size=4, eval_every=0, tensorboard=False))
+def run_dir(tiny_pretraining_data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "run"
+    return pretrain(PretrainConfig(data=str(tiny_pretraining_data), out=str(out), preset="tiny",
+                                   max_steps=3, batch_size=4, eval_every=0, tensorboard=False))
 
 
 STOCK_SCRIPT = r"""

@@ -85,7 +85,7 @@ def test_short_documents_still_half_is_next():
     rng = np.random.default_rng(6)
     instances = _all_instances(_docs(rng, n_docs=2000, sentences=(1, 3), length=(3, 12)), rng, short=0.0)
     assert 0.45 < np.mean([inst.is_random_next for _, inst in instances]) < 0.55
-    for doc_index, inst in instances:
+    for _, inst in instances:
         if not inst.is_random_next:
             assert inst.tokens_b.min() > inst.tokens_a.max()
 

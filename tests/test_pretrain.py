@@ -15,10 +15,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from hanlm.data.build import DataBuildConfig, build_dataset
-from hanlm.demo import embedded_corpus
-from hanlm.text import CorpusConfig
-from hanlm.tokenizer import TokenizerTrainConfig, train_tokenizer
 from hanlm.train.log import read_metrics
 
 ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
@@ -27,14 +23,8 @@ TINY = ["--preset", "tiny", "--batch-size", "8", "--eval-every", "0", "--no-tens
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("pretrain")
-    corpus = [str(embedded_corpus())]
-    tok = train_tokenizer(TokenizerTrainConfig(corpus=corpus, out=str(root / "tok"), vocab_size=400,
-                                               min_frequency=1, reader=CorpusConfig()))
-    return build_dataset(DataBuildConfig(corpus=corpus, tokenizer=str(tok), out=str(root / "data"),
-                                         max_len=32, eval_fraction=0.2, workers=1,
-                                         reader=CorpusConfig()))
+def data_dir(tiny_pretraining_data) -> Path:
+    return tiny_pretraining_data
 
 
 def hanlm(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -19,13 +19,14 @@ from tasks_fixtures import (
     ner_tsv,
     re_csv,
     re_records,
+    sentiment_rows,
     squad,
 )
 from transformers import AutoConfig, AutoTokenizer
 
 from hanlm import config
 from hanlm.errors import HanlmError
-from hanlm.tasks.base import ReadOptions
+from hanlm.tasks.base import ReadOptions, Task
 from hanlm.tasks.modeling import HEADS
 from hanlm.tasks.ner import char_tags, entity_spans
 from hanlm.tasks.registry import TASKS, get_task
@@ -38,6 +39,7 @@ from hanlm.tasks.run import (
     finetune,
     predict,
 )
+from hanlm.tasks.sequence import Columns, SequenceTask
 from hanlm.tasks.split import split_examples
 
 QUICK = {"max_steps": 4, "eval_every": 2, "batch_size": 4, "max_len": 64, "progress": False,
@@ -67,8 +69,24 @@ def file_options(files: dict) -> dict:
 # ------------------------------------------------------------------------------ contract
 
 
-def test_every_task_has_a_fixture():
+def test_every_task_has_a_fixture_and_follows_the_protocol():
     assert set(FIXTURES) == set(TASKS)
+    for task in TASKS.values():
+        assert isinstance(task, Task)
+        assert task.head in HEADS
+
+
+def test_a_new_dataset_is_one_registry_entry(tiny_model, tmp_path, monkeypatch):
+    entry = SequenceTask("my-reviews", {"json": Columns(text="review", label="stars")},
+                         labels=("1", "5"), metric="macro_f1")
+    monkeypatch.setitem(TASKS, "my-reviews", entry)
+    rows = [{"review": t, "stars": 5 if lab == "1" else 1} for t, lab in sentiment_rows()]
+    path = tmp_path / "reviews.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                    encoding="utf-8")
+    summary = run_finetune("my-reviews", {"train": path, "dev": path}, tiny_model,
+                           tmp_path / "run")
+    assert set(summary["dev"]) == {"macro_f1", "accuracy"}
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))

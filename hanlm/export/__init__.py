@@ -56,7 +56,12 @@ def load_checkpoint_model(path: str | Path) -> tuple[BertForPreTraining, dict, d
     run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     config = BertConfig.from_dict(run["model_config"])
     model = BertForPreTraining(config)
-    missing, unexpected = model.load_state_dict(ckpt.model_state(), strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(ckpt.model_state(), strict=False)
+    except RuntimeError as e:  # shapes differ: weights of another preset than run.json says
+        detail = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line), e)
+        raise HanlmError(f"checkpoint does not match its model config (another preset?): {detail}",
+                         path=str(ckpt.path)) from None
     if unexpected or [m for m in missing if "position_ids" not in m]:
         raise HanlmError(
             f"checkpoint does not match its model config (missing {missing[:3]}, unexpected "

@@ -4,9 +4,13 @@ A task is a small frozen dataclass of pure functions (see DESIGN.md "Tasks"):
 
 - ``read(path, options)``: an official file, unchanged, to examples;
 - ``encode(examples, tokenizer, max_len)``: examples to `Feature`s that keep character offsets;
-- ``decode(outputs, features, examples)``: model outputs to predictions in the original text;
+- ``decode(outputs, features, examples)``: model outputs to predictions in the original text
+  (the examples are passed too: features hold offsets, the examples hold the text they index);
 - ``score(predictions, examples)``: the official metric (``hanlm.tasks.metrics``);
-- ``head``: the Hugging Face auto class that loads the model.
+- ``head``: which Hugging Face auto class loads the model (``modeling.HEADS``), and
+  ``model_kwargs()`` its ``from_pretrained`` arguments (num_labels, id2label, label2id);
+- ``special_tokens()``: tokens the task adds to the tokenizer (KLUE-RE's entity markers);
+- ``group_of(example)``: what ``--split-dev`` keeps together (a KorQuAD article).
 
 Dataset specifics (columns, label lists) are fields of the task object, so a new dataset of an
 existing family is one registry entry (``hanlm/tasks/registry.py``).
@@ -66,6 +70,8 @@ class Task(Protocol):
     def read(self, path: Path, options: ReadOptions) -> list[Any]: ...
 
     def infer_labels(self, examples: Sequence[Any]) -> tuple[str, ...]: ...
+
+    def model_kwargs(self) -> dict[str, Any]: ...
 
     def special_tokens(self) -> list[str]: ...
 

@@ -55,6 +55,7 @@ class PretrainConfig:
     seed: int = opt(42, "seed for initialisation, data order, masking and dropout")
     dropout: float = opt(0.1, "dropout of hidden states and attention", min=0)
     init_from: str | None = opt(None, "start from this Hugging Face BERT directory (continued pretraining)")
+    trust_pickle: bool = opt(False, "allow --init-from pickle (pytorch_model.bin) weights, which can run code")
     precision: Literal["auto", "fp32", "bf16"] = opt("auto", "auto = bf16 on GPUs that have it, else fp32")
     threads: int = opt(0, "CPU threads for PyTorch (0 = its default)", min=0)
     log_every: int = opt(10, "log training metrics every N steps", min=1)
@@ -163,15 +164,9 @@ def _write_run_files(out: Path, cfg: PretrainConfig, identity: dict, meta: dict,
 
 def _build_model(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict) -> PretrainingModel:
     if cfg.init_from:
-        from hanlm.model.bert import load_pretraining_model
-
-        bert = load_pretraining_model(cfg.init_from)
-        if bert.config.vocab_size != tok.vocab_size:
-            raise HanlmError(
-                f"model vocab ({bert.config.vocab_size}) does not match the data's tokenizer "
-                f"({tok.vocab_size})", path=cfg.init_from,
-            )
-        return PretrainingModel(bert)
+        return PretrainingModel(_load_init_from(cfg, tok, meta))
+    if meta["max_len"] > 512:
+        logger.info("data max_len %d: the new model gets %d positions", meta["max_len"], meta["max_len"])
     bert_config = build_bert_config(
         cfg.preset,
         vocab_size=tok.vocab_size,
@@ -180,6 +175,42 @@ def _build_model(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict) -> Pretr
         dropout=cfg.dropout,
     )
     return new_pretraining_model(bert_config, cfg.seed)
+
+
+def _load_init_from(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict):
+    """The --init-from model, refused when it cannot read this data: pickle weights (unless
+    --trust-pickle), another tokenizer, or fewer positions than the data's sequences."""
+    from transformers import BertForPreTraining
+
+    from hanlm.tasks.modeling import check_weights
+
+    directory = Path(cfg.init_from)
+    if not (directory / "config.json").is_file():
+        raise HanlmError("not a model directory (no config.json)", path=str(directory))
+    safe = check_weights(directory, cfg.trust_pickle)
+    if (directory / "tokenizer.json").is_file():
+        theirs = KoreanTokenizer.load(directory).fingerprint
+        if theirs != tok.fingerprint:
+            raise HanlmError(
+                f"the model's tokenizer ({theirs}) is not the one the data was built with "
+                f"({tok.fingerprint}); rebuild the data with --tokenizer {directory}",
+                path=str(directory),
+            )
+    if not safe:
+        logger.warning("%s: loading pickle weights (--trust-pickle): this can run code", directory)
+    bert = BertForPreTraining.from_pretrained(directory, use_safetensors=safe)
+    if bert.config.vocab_size != tok.vocab_size:
+        raise HanlmError(
+            f"model vocab ({bert.config.vocab_size}) does not match the data's tokenizer "
+            f"({tok.vocab_size})", path=str(directory),
+        )
+    if meta["max_len"] > bert.config.max_position_embeddings:
+        raise HanlmError(
+            f"the data's max_len {meta['max_len']} exceeds the model's "
+            f"{bert.config.max_position_embeddings} positions (rebuild with --max-len "
+            f"{bert.config.max_position_embeddings})", path=str(directory),
+        )
+    return bert
 
 
 # ---------------------------------------------------------------- evaluation
