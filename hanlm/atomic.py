@@ -31,9 +31,22 @@ def fsync_tree(path: Path) -> None:
 
 
 def _disk_error(path: Path, error: OSError) -> HanlmError:
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+    full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+    if full or (error.errno is None and _disk_full(path.parent, error)):  # numpy's OSError
         return HanlmError("no space left on the device; earlier outputs are intact", path=str(path))
-    return HanlmError(f"cannot write: {error.strerror}", path=str(path))
+    return HanlmError(f"cannot write: {error.strerror or error}", path=str(path))
+
+
+def _disk_full(directory: Path, error: Exception) -> bool:
+    """Writers that are not Python file objects (safetensors, torch.save) report a full disk as
+    their own exception types; recognise it by the message or by the space left."""
+    if "No space left" in str(error) or "os error 28" in str(error):
+        return True
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1 << 20
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
@@ -73,6 +86,12 @@ def directory(final: str | Path) -> Iterator[Path]:
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise _disk_error(final, e) from None
+    except Exception as e:
+        full = not isinstance(e, HanlmError) and _disk_full(tmp, e)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if full:
+            raise _disk_error(final, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))) from None
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -81,6 +81,7 @@ VERBS: dict[str, Verb] = {
         "predict",
         "write predictions mapped back to the input as JSONL",
     ),
+    "study": Verb("hanlm.study.run", "StudyConfig", "run_study", "domain study: review vs general pretraining, fine-tuned on NSMC/KLUE-NLI/KLUE-NER, with a report"),
 }
 
 

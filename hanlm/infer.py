@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -33,6 +34,20 @@ def _pretokenizer(model_dir: Path):
 
         return split
     return lambda text: text
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """A pretraining export loaded as BertForMaskedLM has an unused NSP head and pooler;
+    transformers prints a table about it on every load. Silence that for our own loads."""
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
 
 
 def fill_mask(model_dir: str | Path, texts: list[str], top_k: int = 5, *,

@@ -49,13 +49,17 @@ def render(cases, observed: dict[str, str], faults: dict[str, tuple[str, str]],
     refused = sum(1 for c in cases if not c.ok and not c.xfail)
     out += ["", f"{refused} inputs refused with a one-line error, "
             f"{sum(1 for c in cases if c.ok)} handled, "
-            f"{sum(1 for c in cases if c.xfail)} known gaps (xfail, strict).", ""]
+            f"{sum(1 for c in cases if c.xfail)} known gaps (xfail, strict).", "",
+            "`--max-len` above 512: a new model gets as many (learned) position embeddings as "
+            "the data's `max_len`, since nothing in BERT fixes 512; `--init-from` a model with "
+            "fewer positions is refused, because its missing positions would be untrained "
+            "(the alternative, an index error mid-training, is what it did before).", ""]
     out += ["## Memory: peak RSS against corpus size\n",
             "Each stage runs in one subprocess on 1x and 4x the same corpus (the peak, VmHWM, "
             "reset between runs through /proc/self/clear_refs). Capping the address space "
             "(RLIMIT_AS) is impractical with torch, which maps far more virtual memory than it "
             "uses; a bounded peak that does not grow with the corpus is what streaming means, "
-            "and what the test asserts (4x peak < 1.15 x 1x peak + 30 MB).", "",
+            "and what the test asserts (4x peak < 1.1 x 1x peak + 10 MB). `data build` streams documents in chunks of `--chunk-chars` (20,000 here) and `pretrain` reads memory-mapped shards, so neither holds the corpus.", "",
             "| stage (corpus) | peak RSS (MB) |", "|---|---|"]
     out += [f"| {name} | {mb} |" for name, mb in scale.items()]
     out += ["", "## Safe loading\n",

@@ -212,6 +212,16 @@ def _foreign_preset_run(ws: Workspace, d: Path) -> Path:
     return run
 
 
+def _hf_tokenizer_json_only(ws: Workspace, d: Path) -> Path:
+    import shutil
+
+    tok = d / "hf-bert"
+    tok.mkdir(parents=True)
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json"):
+        shutil.copy2(ws.tok / name, tok / name)
+    return tok
+
+
 def _swapped_tokenizer_data(ws: Workspace, d: Path) -> Path:
     """A built data directory whose tokenizer copy was replaced by tokenizer B."""
     import shutil
@@ -296,6 +306,10 @@ CASES: list[Case] = [
     Case("hf-tokenizer-without-meta", "a plain HF BERT tokenizer dir (vocab.txt, no tokenizer.json)",
          lambda ws, d: data_build(ws, d, ws.corpus, tok=_hf_vocab_only(ws, d)),
          ("bert-base-multilingual", "no tokenizer.json")),
+    Case("hf-tokenizer-json-without-meta",
+         "a plain HF BERT tokenizer dir (tokenizer.json, no hanlm_tokenizer.json)",
+         lambda ws, d: data_build(ws, d, ws.corpus, tok=_hf_tokenizer_json_only(ws, d)),
+         ("not trained by hanlm",), ok=True, absent=None),
     Case("data-tokenizer-swapped", "data built with tokenizer A, its tokenizer copy replaced by B",
          lambda ws, d: pretrain(ws, d, data=_swapped_tokenizer_data(ws, d)),
          ("tokenizer", "does not match its meta.json"), absent="out/run.json"),
@@ -409,8 +423,11 @@ class Observed:
 
 def run_cli(argv: list[str]) -> Observed:
     """`hanlm ARGV` in this process: stderr and the log captured, SystemExit and crashes caught."""
+    import torch
+
     from hanlm import cli
 
+    threads = torch.get_num_threads()  # `--threads` would otherwise outlive the call
     stderr, log = io.StringIO(), io.StringIO()
     handler = logging.StreamHandler(log)
     root = logging.getLogger()
@@ -430,6 +447,7 @@ def run_cli(argv: list[str]) -> Observed:
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
+        torch.set_num_threads(threads)
     text = stderr.getvalue()
     errors = [line for line in text.splitlines() if ": error: " in line]
     return Observed(code, errors[-1] if errors else None, text, log.getvalue(), crash)
@@ -460,14 +478,16 @@ def problems(case: Case, seen: Observed, d: Path) -> list[str]:
     return out
 
 
-def shown(seen: Observed, root: Path) -> str:
-    """The observed message as the docs show it (temporary paths shortened)."""
+def shown(case: Case | None, seen: Observed, *roots: Path) -> str:
+    """The observed message as the docs show it (temporary paths shortened): the error line,
+    or for a handled input the log line that shows how it was handled."""
     if seen.crash:
         return "CRASH " + seen.crash.splitlines()[0]
-    text = seen.error if seen.error is not None else _last_info(seen)
-    return text.replace(str(root) + "/", "").replace(str(root), ".")
-
-
-def _last_info(seen: Observed) -> str:
-    lines = [line for line in seen.log.splitlines() if line.strip()]
-    return f"exit {seen.exit_code}; " + (lines[-1] if lines else "no error, no log")
+    text = seen.error
+    if text is None:
+        lines = [line for line in seen.log.splitlines() if line.strip()]
+        wanted = [line for line in lines if case and case.expect and case.expect[0] in line]
+        text = f"exit {seen.exit_code}; " + (wanted or lines or ["no error, no log"])[-1]
+    for root in roots:
+        text = text.replace(str(root) + "/", "").replace(str(root), ".")
+    return text

@@ -96,7 +96,7 @@ def kill(process: subprocess.Popen) -> None:
 ])
 def test_bad_input(case, ws, tmp_path):
     seen = run_cli(case.argv(ws, tmp_path))
-    OBSERVED[case.id] = shown(seen, tmp_path)
+    OBSERVED[case.id] = shown(case, seen, tmp_path, ws.root)
     found = case_problems(case, seen, tmp_path)
     assert not found, "\n".join(found)
 
@@ -191,13 +191,13 @@ def test_finetune_sigkill_and_resume_is_bit_identical(ws, tmp_path):
     rows = [f"{i}\t{'영화가 정말 좋다' if i % 2 else '영화가 정말 싫다'} {i}\t{i % 2}" for i in range(40)]
     train = write(tmp_path / "train.txt", _nsmc(rows))
     args = ["finetune", "--task", "nsmc", "--train", str(train), "--model", str(ws.hf),
-            "--max-steps", "120", "--save-every", "10", "--batch-size", "4", "--no-progress",
+            "--max-steps", "60", "--save-every", "10", "--batch-size", "4", "--no-progress",
             "--keep-checkpoints", "0", "--max-len", "32"]
     threads = {**ENV, "OMP_NUM_THREADS": str(torch.get_num_threads())}
     out = tmp_path / "resumed"
     p = subprocess.Popen([sys.executable, "-m", "hanlm", *args, "--out", str(out)], env=threads,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    poll(lambda: any(int(c.name[5:]) >= 30 for c in list_checkpoints(out)), p)
+    poll(lambda: any(int(c.name[5:]) >= 20 for c in list_checkpoints(out)), p)
     kill(p)
     killed_at = max(int(c.name[5:]) for c in list_checkpoints(out))
     # the straight run and the resumed one in this process (same thread count as the killed one)
@@ -207,7 +207,7 @@ def test_finetune_sigkill_and_resume_is_bit_identical(ws, tmp_path):
     b = load_file(list_checkpoints(out)[-1] / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     fault("finetune-sigkill", f"`finetune` SIGKILLed after its step-{killed_at} checkpoint "
-          "(120 steps), then `--resume`", "final weights bit-identical to an uninterrupted run")
+          "(60 steps), then `--resume`", "final weights bit-identical to an uninterrupted run")
 
 
 def test_sigkill_during_an_atomic_write_leaves_the_previous_file(tmp_path):
@@ -220,8 +220,10 @@ def test_sigkill_during_an_atomic_write_leaves_the_previous_file(tmp_path):
                      for f in tmp_path.iterdir()), p)
     kill(p)
     assert target.read_bytes() == b"previous"
+    left = sorted(f.name for f in tmp_path.iterdir() if f != target)
+    assert all(name.startswith(".") for name in left)
     fault("kill-during-write", "SIGKILL while `atomic.write_bytes` writes 1 GiB over a file",
-          "the file keeps its previous content; only a hidden .tmp-PID file is left")
+          f"the file keeps its previous content; besides it only {left} (hidden, never read)")
 
 
 def test_interrupted_checkpoint_directory_is_never_used(tmp_path):
@@ -311,12 +313,12 @@ def test_non_finite_loss(ws, tmp_path, policy):
         assert all(torch.isfinite(w).all() for w in weights.values()), ckpt.name
     if policy == "stop":
         assert seen.exit_code == 2 and re.search(r"at step \d+", seen.error), seen.stderr
-        observed = shown(seen, tmp_path)
+        observed = shown(None, seen, tmp_path)
     else:
         assert seen.exit_code == 0
         skipped = [line for line in seen.log.splitlines() if "step skipped" in line]
         assert skipped and list_checkpoints(run)[-1].name == "step-00000004"
-        observed = f"{len(skipped)} warnings such as '{skipped[0].split(': ', 1)[-1]}'; finished"
+        observed = f"{len(skipped)} warnings such as '{skipped[0]}'; finished at step 4"
     fault(f"nan-{policy}", f"`pretrain --optim.lr 1e30 --nan-policy {policy}`",
           observed + "; every checkpoint written holds finite weights only")
 
@@ -374,7 +376,7 @@ for name in corpora:  # the small corpus first: its leftovers can only raise the
     reset_peak()
     assert main(["data", "build", f"{root}/{name}.txt", "--tokenizer", tok, "--out",
                  f"{root}/{name}-data", "--workers", "1", "--max-len", "64",
-                 "--chunk-chars", "50000"]) == 0
+                 "--chunk-chars", "20000"]) == 0
     out[f"data build {name}"] = peak_mb()
 for name in corpora:
     reset_peak()
@@ -389,7 +391,7 @@ print("RSS " + json.dumps(out))
 def test_peak_rss_does_not_grow_with_the_corpus(ws, tmp_path):
     if not Path("/proc/self/clear_refs").exists():
         pytest.skip("needs Linux /proc/self/clear_refs to reset the peak RSS")
-    sizes = {"1x": 12, "4x": 48}
+    sizes = {"1x": 10, "4x": 40}
     chars = {}
     for name, repeats in sizes.items():
         chars[name] = len(_big_corpus(tmp_path / f"{name}.txt", repeats).read_text(encoding="utf-8"))
@@ -399,6 +401,6 @@ def test_peak_rss_does_not_grow_with_the_corpus(ws, tmp_path):
     peaks = json.loads(done.stdout.split("RSS ", 1)[1])
     for stage in ("data build", "pretrain"):
         small, large = peaks[f"{stage} 1x"], peaks[f"{stage} 4x"]
-        # proportional growth would add 3x the data-dependent part; allow 15% + 30 MB of noise
-        assert large < small * 1.15 + 30, peaks
+        # proportional growth would add 3x the data-dependent part; allow 10% + 10 MB of noise
+        assert large < small * 1.1 + 10, peaks
     SCALE.update({f"{k} ({chars[k[-2:]] / 1e6:.2f}M chars)": round(v) for k, v in peaks.items()})

@@ -156,6 +156,11 @@ def _prepare_out(cfg: DataBuildConfig, settings: dict) -> Path:
         same = settings_file.is_file() and json.loads(settings_file.read_text()) == settings
         if cfg.resume and same:
             logger.info("resuming the build in %s", out)
+            for stale in out.glob("**/.*.tmp-*"):  # half-written by the killed build
+                if stale.is_dir():
+                    shutil.rmtree(stale)
+                else:
+                    stale.unlink()
             return out
         if cfg.resume and not same:
             raise HanlmError(

@@ -216,8 +216,9 @@ def _questions(articles: list, path: Path) -> Iterator[tuple[None, tuple]]:
         title = str(article.get("title", a))
         for p, paragraph in enumerate(article["paragraphs"]):
             context = paragraph.get("context") if isinstance(paragraph, dict) else None
-            if not isinstance(context, str) or not isinstance(paragraph.get("qas"), list):
-                raise HanlmError(f"data[{a}].paragraphs[{p}] needs 'context' and 'qas'",
+            if not isinstance(context, str) or not context.strip() or not isinstance(
+                    paragraph.get("qas"), list):
+                raise HanlmError(f"data[{a}].paragraphs[{p}] needs a non-empty 'context' and 'qas'",
                                  path=str(path))
             for q, qa in enumerate(paragraph["qas"]):
                 where = f"data[{a}].paragraphs[{p}].qas[{q}]"

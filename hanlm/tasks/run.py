@@ -286,6 +286,10 @@ def _load_finetuned(name: str, model_path: str, opts: DataOptions) -> tuple[Task
     task = build_task(name, opts)
     stored = task_kwargs_from_model(model_dir)
     regression = stored["problem_type"] == "regression"
+    if regression != getattr(task, "regression", False):
+        kinds = {True: "regression", False: "classification"}
+        raise HanlmError(f"the model was fine-tuned for {kinds[regression]}; task '{name}' is "
+                         f"{kinds[not regression]}", path=str(model_dir))
     if task.model_kwargs() and not regression:
         labels = stored["labels"]
         if task.labels and set(task.labels) != set(labels):

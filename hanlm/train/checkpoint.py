@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
 import re
 import shutil
@@ -120,6 +121,10 @@ def save_checkpoint(
 
 
 def _prune(root: Path, keep: int) -> None:
+    mine = f".tmp-{os.getpid()}"
+    for stale in root.glob(".step-*.tmp-*"):  # left by a killed run
+        if not stale.name.endswith(mine):
+            shutil.rmtree(stale, ignore_errors=True)
     if keep <= 0:
         return
     steps = sorted(p for p in root.iterdir() if CHECKPOINT_RE.match(p.name))

@@ -17,6 +17,7 @@ import math
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,7 +28,7 @@ from tqdm import tqdm
 from hanlm import __version__, atomic
 from hanlm import config as config_lib
 from hanlm.config import opt
-from hanlm.data.batches import Collator, micro_batches
+from hanlm.data.batches import Collator, micro_batches, sample_lengths
 from hanlm.data.masking import MaskingConfig
 from hanlm.data.shards import ShardReader, read_meta
 from hanlm.errors import HanlmError
@@ -52,6 +53,9 @@ class PretrainConfig:
     max_minutes: float | None = opt(None, "stop (with a checkpoint) after this many minutes", min=0)
     batch_size: int = opt(32, "sequences per micro-batch per process", min=1)
     grad_accum: int = opt(1, "micro-batches per optimizer step", min=1)
+    length_buckets: int = opt(
+        64, "batch the samples of this many consecutive steps by length, so batches carry less "
+        "padding (1 = off; see hanlm/data/batches.py)", min=1)
     seed: int = opt(42, "seed for initialisation, data order, masking and dropout")
     dropout: float = opt(0.1, "dropout of hidden states and attention", min=0)
     init_from: str | None = opt(None, "start from this Hugging Face BERT directory (continued pretraining)")
@@ -296,7 +300,10 @@ class _Window:
         }
 
 
-def pretrain(cfg: PretrainConfig) -> Path:
+def pretrain(cfg: PretrainConfig, on_step: Callable[[int, PretrainingModel], None] | None = None) -> Path:
+    """Train as `cfg` says. `on_step(step, model)`, if given, is called before the first step
+    and after every optimizer step with the unwrapped model (bench/pretrain.py times steps and
+    evaluates with it)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     meta = read_meta(cfg.data)
@@ -314,6 +321,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
 
     train_reader = ShardReader(cfg.data, "train")
     eval_reader = ShardReader(cfg.data, "eval")
+    train_lengths = sample_lengths(train_reader)
     collate = Collator(pad_id=tok.pad_id, mask_id=tok.mask_id, special_ids=tok.special_ids,
                        vocab_size=tok.vocab_size, masking=cfg.masking, seed=cfg.seed)
     model = _build_model(cfg, tok, meta)
@@ -381,11 +389,14 @@ def pretrain(cfg: PretrainConfig) -> Path:
     eval_metrics = None
     progress = tqdm(total=cfg.max_steps, initial=start_step, desc="pretrain", unit="step",
                     disable=not accelerator.is_main_process or None)
+    if on_step is not None:
+        on_step(step, accelerator.unwrap_model(model))
     with StopRequested() as stop:
         while step < cfg.max_steps:
             for k, (idx, epochs) in enumerate(micro_batches(
                 step, micro=cfg.batch_size, accum=cfg.grad_accum, world=world, rank=rank,
-                n=len(train_reader), seed=cfg.seed,
+                n=len(train_reader), seed=cfg.seed, lengths=train_lengths,
+                bucket_steps=cfg.length_buckets,
             )):
                 batch = collate([train_reader[int(i)] for i in idx], idx, epochs)
                 batch = {key: v.to(accelerator.device) for key, v in batch.items()}
@@ -414,6 +425,8 @@ def pretrain(cfg: PretrainConfig) -> Path:
             optimizer.zero_grad(set_to_none=True)
             step += 1
             progress.update(1)
+            if on_step is not None:
+                on_step(step, accelerator.unwrap_model(model))
 
             if step % cfg.log_every == 0 or step == cfg.max_steps:
                 metrics = window.metrics(accelerator)

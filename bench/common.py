@@ -1,0 +1,125 @@
+"""What every benchmark here needs: the matmul ceiling, peak memory, clocks, the machine.
+
+Timings on a shared 2-core machine are noisy (other jobs come and go), so nothing here reports
+an absolute figure on its own: every bench measures its baseline in the same run and reports
+ratios, and the pretraining bench makes its two systems take turns step by step (`Turns`) so
+that both see the same background load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import time
+from dataclasses import dataclass
+
+import torch
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def matmul_flops_per_second(n: int = 2048, repeats: int = 3, dev: torch.device | None = None) -> float:
+    """Best dense fp32 `torch.mm` rate of n x n matrices on every thread torch uses (the
+    machine's practical matmul ceiling; best-of because background load only ever slows it)."""
+    dev = dev or device()
+    a = torch.randn(n, n, device=dev)
+    b = torch.randn(n, n, device=dev)
+    torch.mm(a, b)
+    sync(dev)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        sync(dev)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def machine() -> dict:
+    """What the figures were measured on (`lscpu` model name, cores, torch threads)."""
+    model = platform.processor()
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        model = next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        pass
+    info = {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "load_average_1min": os.getloadavg()[0],
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+@dataclass
+class Stopwatch:
+    """Wall and process-CPU seconds of a span. CPU time is the noise-robust check: background
+    jobs stretch wall time but barely change the CPU seconds a fixed amount of work needs."""
+
+    wall: float = 0.0
+    cpu: float = 0.0
+
+    def __enter__(self):
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self._wall
+        self.cpu = time.process_time() - self._cpu
+
+
+class Turns:
+    """A token passed round a ring of processes: only the holder runs, the others wait.
+
+    Each system of the pretraining bench holds the token for one optimizer step, then passes
+    it on, so steps of the baseline and of hanlm alternate and both meet the same background
+    load; a participant that has finished `leave`s the ring.
+    """
+
+    def __init__(self, n: int, ctx):
+        self.events = [ctx.Event() for _ in range(n)]
+        self.active = ctx.Array("b", [1] * n)
+        self.events[0].set()
+
+    def acquire(self, me: int) -> None:
+        self.events[me].wait()
+        self.events[me].clear()
+
+    def release(self, me: int) -> None:
+        n = len(self.events)
+        for k in range(1, n + 1):
+            nxt = (me + k) % n
+            if self.active[nxt]:
+                self.events[nxt].set()
+                return
+
+    def leave(self, me: int) -> None:
+        self.active[me] = 0
+        self.release(me)
+
+    def others_active(self, me: int) -> bool:
+        return any(self.active[i] for i in range(len(self.events)) if i != me)
+
+
+def write_json(path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8")

@@ -1,0 +1,154 @@
+"""One lever at a time: hanlm's training step with one setting changed, against the step as it
+was before this benchmark (SDPA, dropout 0.1, AdamW foreach, batches padded to their longest
+row), all in one process, interleaved round-robin so background load hits every variant alike.
+
+    python -m bench.levers --data DATA_DIR --preset mini [--rounds 4]
+
+Reports real tokens/s of each variant as a ratio to the reference (median over rounds, wall
+clock and process CPU time). DATA_DIR is a `hanlm data build` output (bench/pretrain.py leaves
+one in its work directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from bench.common import Stopwatch, machine, write_json
+from hanlm.data.batches import Collator, global_batch
+from hanlm.data.masking import MaskingConfig
+from hanlm.data.shards import ShardReader
+from hanlm.model.bert import build_bert_config, new_pretraining_model
+from hanlm.tokenizer import KoreanTokenizer
+from hanlm.train.optim import OptimConfig, build_optimizer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Variant:
+    name: str
+    attn: str = "sdpa"
+    dropout: float = 0.1
+    compile: bool = False
+    fused_adamw: bool = False
+    batches: str = "random"  # random | bucketed | full (every row 128 tokens: no padding)
+    model_kwargs: dict = field(default_factory=dict)
+
+
+VARIANTS = [
+    Variant("reference (sdpa, dropout 0.1, random batches)"),
+    Variant("eager attention", attn="eager"),
+    Variant("dropout 0", dropout=0.0),
+    Variant("length-bucketed batches", batches="bucketed"),
+    Variant("fused AdamW", fused_adamw=True),
+    Variant("torch.compile", compile=True),
+    Variant("full rows, sdpa (no mask)", batches="full"),
+    Variant("full rows, eager", batches="full", attn="eager"),
+    Variant("all levers: bucketed, dropout 0", batches="bucketed", dropout=0.0),
+]
+
+
+def make_batches(data: str, kind: str, *, batch_size: int, count: int, seed: int = 42) -> list[dict]:
+    """`count` collated batches: as the loop draws them (random), the same samples sorted by
+    length before cutting (bucketed), or only full-length rows (full)."""
+    tok = KoreanTokenizer.load(f"{data}/tokenizer")
+    reader = ShardReader(data, "train")
+    collate = Collator(pad_id=tok.pad_id, mask_id=tok.mask_id, special_ids=tok.special_ids,
+                       vocab_size=tok.vocab_size, masking=MaskingConfig(), seed=seed)
+    if kind == "full":
+        lengths = np.array([len(reader[i].input_ids) for i in range(min(len(reader), 50 * batch_size * count))])
+        indices = np.flatnonzero(lengths == lengths.max())[: batch_size * count]
+    else:
+        indices, _ = global_batch(0, batch_size * count, len(reader), seed)
+        if kind == "bucketed":
+            indices = np.array(sorted(indices, key=lambda i: len(reader[int(i)].input_ids)))
+    out = []
+    for k in range(count):
+        idx = indices[k * batch_size : (k + 1) * batch_size]
+        out.append(collate([reader[int(i)] for i in idx], idx, np.zeros(len(idx), dtype=np.int64)))
+    return out
+
+
+def make_step(variant: Variant, preset: str, vocab_size: int) -> Callable[[dict], None]:
+    config = build_bert_config(preset, vocab_size=vocab_size, dropout=variant.dropout,
+                               attn_implementation=variant.attn)
+    model = new_pretraining_model(config, seed=0)
+    model.train()
+    if variant.fused_adamw:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+    else:
+        optimizer = build_optimizer(model, OptimConfig())
+    forward = torch.compile(model, dynamic=True) if variant.compile else model
+
+    def step(batch: dict) -> None:
+        out = forward(**batch)
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def measure(data: str, preset: str, variants: list[Variant], *, batch_size: int, rounds: int) -> list[dict]:
+    tok = KoreanTokenizer.load(f"{data}/tokenizer")
+    batches = {kind: make_batches(data, kind, batch_size=batch_size, count=4)
+               for kind in {v.batches for v in variants}}
+    steps = [make_step(v, preset, tok.vocab_size) for v in variants]
+    for v, step in zip(variants, steps, strict=True):  # warm-up (and compile)
+        for b in batches[v.batches][:2]:
+            step(b)
+    wall: list[list[float]] = [[] for _ in variants]
+    cpu: list[list[float]] = [[] for _ in variants]
+    for _ in range(rounds):
+        for k, (v, step) in enumerate(zip(variants, steps, strict=True)):
+            tokens = sum(int(b["attention_mask"].sum()) for b in batches[v.batches])
+            with Stopwatch() as watch:
+                for b in batches[v.batches]:
+                    step(b)
+            wall[k].append(tokens / watch.wall)
+            cpu[k].append(tokens / watch.cpu)
+    ref_wall, ref_cpu = statistics.median(wall[0]), statistics.median(cpu[0])
+    rows = []
+    for k, v in enumerate(variants):
+        rows.append({
+            "variant": v.name,
+            "tokens_per_second": statistics.median(wall[k]),
+            "speedup_wall": statistics.median(wall[k]) / ref_wall,
+            "speedup_cpu_time": statistics.median(cpu[k]) / ref_cpu,
+            "per_round_wall": wall[k],
+        })
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--preset", default="mini")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--only", nargs="*", help="variant names (substrings) to keep besides the reference")
+    parser.add_argument("--out", default=None, help="write the rows as JSON here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    variants = VARIANTS if not args.only else [VARIANTS[0]] + [
+        v for v in VARIANTS[1:] if any(s in v.name for s in args.only)]
+    rows = measure(args.data, args.preset, variants, batch_size=args.batch_size, rounds=args.rounds)
+    print(f"{args.preset}, batch {args.batch_size}, {args.rounds} interleaved rounds; {machine()}")
+    for r in rows:
+        print(f"  {r['variant']:<40} {r['tokens_per_second']:8.0f} real tok/s   x{r['speedup_wall']:.2f} wall"
+              f"   x{r['speedup_cpu_time']:.2f} cpu-time")
+    if args.out:
+        from pathlib import Path
+
+        write_json(Path(args.out), {"preset": args.preset, "machine": machine(), "rows": rows})
+
+
+if __name__ == "__main__":
+    main()

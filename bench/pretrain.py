@@ -1,0 +1,269 @@
+"""Pretraining speed: hanlm against what a Hugging Face user writes, back to back in one run.
+
+    python -m bench.pretrain --quick            # < 15 min on 2 CPU cores
+    python -m bench.pretrain                    # the full run (longer; more steps)
+
+For each preset, three processes take turns step by step (bench/common.py `Turns`): the
+baseline (bench/systems.py `run_baseline`), hanlm (`run_hanlm`) and a dense fp32 matmul that
+samples the machine's ceiling under the same background load. Reported per system: real
+(non-padding) tokens/s, samples/s, peak RSS, executed and useful FLOP/s as fractions of the
+ceiling (bench/flops.py), held-out MLM loss against own wall time, and the time each takes to
+reach the baseline's final held-out loss; then ratios hanlm/baseline. Writes
+`<out>/pretrain[-quick].json` and `.png` (held-out loss vs wall time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing as mp
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench import corpus
+from bench.common import Turns, machine, matmul_flops_per_second, write_json
+from bench.flops import Dims, step_flops
+from bench.systems import RunSpec, run_ceiling, worker
+from hanlm.model.presets import PRESETS
+
+logger = logging.getLogger(__name__)
+
+QUICK = {"reviews": 150_000, "tokenizer_texts": 100_000, "steps": {"mini": 40, "small": 16}, "eval_every": 8}
+FULL = {"reviews": None, "tokenizer_texts": 300_000, "steps": {"mini": 300, "small": 150}, "eval_every": 25}
+CEILING_N = 3072  # the ceiling's matrix size (large enough for the best GEMM rate here)
+
+
+# ---------------------------------------------------------------- running
+
+
+def run_pair(spec: dict, ceiling_every: float) -> dict:
+    """Baseline, hanlm and the ceiling sampler in three processes taking turns."""
+    ctx = mp.get_context("spawn")
+    turns = Turns(3, ctx)
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=worker, args=(name, RunSpec(system=name, **spec), turns, k, queue))
+             for k, name in enumerate(("baseline", "hanlm"))]
+    procs.append(ctx.Process(target=run_ceiling, args=(turns, 2, CEILING_N, ceiling_every, queue)))
+    for p in procs:
+        p.start()
+    results = dict(queue.get() for _ in procs)
+    for p in procs:
+        p.join()
+    for name in ("baseline", "hanlm"):
+        if "error" in results[name]:
+            raise RuntimeError(f"{name} failed: {results[name]['error']}")
+    return results
+
+
+# ---------------------------------------------------------------- metrics (one function each)
+
+
+def timed_steps(result: dict, warmup: int) -> tuple[list[dict], list[dict]]:
+    """Steps after the first `warmup` (start-up, allocator and cache warm-up) and their batches."""
+    return result["steps"][warmup:], result["batches"][warmup:]
+
+
+def real_tokens_per_second(steps: list[dict], batches: list[dict], clock: str = "seconds") -> float:
+    return sum(sum(b["lengths"]) for b in batches) / sum(s[clock] for s in steps)
+
+
+def samples_per_second(steps: list[dict], batches: list[dict]) -> float:
+    return sum(len(b["lengths"]) for b in batches) / sum(s["seconds"] for s in steps)
+
+
+def flop_rates(steps: list[dict], batches: list[dict], dims: Dims) -> tuple[float, float]:
+    """(executed, useful) FLOP/s."""
+    executed = useful = 0.0
+    for b in batches:
+        e, u = step_flops(dims, np.array(b["lengths"]), b["masked"], width=b["width"], head_positions=b["head_positions"])
+        executed += e
+        useful += u
+    seconds = sum(s["seconds"] for s in steps)
+    return executed / seconds, useful / seconds
+
+
+def padding_fraction(batches: list[dict]) -> float:
+    computed = sum(len(b["lengths"]) * b["width"] for b in batches)
+    return 1 - sum(sum(b["lengths"]) for b in batches) / computed
+
+
+def loss_curve(result: dict, key: str = "all") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(own seconds, real tokens seen, held-out loss) at each evaluation."""
+    tokens = np.concatenate(([0], np.cumsum([sum(b["lengths"]) for b in result["batches"]])))
+    evals = result["evals"]
+    return (np.array([e["seconds"] for e in evals]), tokens[[e["step"] for e in evals]],
+            np.array([e[key] for e in evals]))
+
+
+def first_reach(x: np.ndarray, loss: np.ndarray, target: float) -> float | None:
+    """x (time or tokens) where the loss curve first reaches `target`, interpolated linearly
+    between evaluations; None if it never does."""
+    for k in range(len(loss)):
+        if loss[k] <= target:
+            if k == 0:
+                return float(x[0])
+            frac = (loss[k - 1] - target) / (loss[k - 1] - loss[k])
+            return float(x[k - 1] + frac * (x[k] - x[k - 1]))
+    return None
+
+
+def loss_at(x: np.ndarray, loss: np.ndarray, at: float) -> float | None:
+    return float(np.interp(at, x, loss)) if at <= x[-1] else None
+
+
+def system_metrics(result: dict, dims: Dims, ceiling: float, warmup: int) -> dict:
+    steps, batches = timed_steps(result, warmup)
+    executed, useful = flop_rates(steps, batches, dims)
+    return {
+        "steps": len(result["steps"]),
+        "real_tokens_per_second": real_tokens_per_second(steps, batches),
+        "real_tokens_per_cpu_second": real_tokens_per_second(steps, batches, clock="cpu_seconds"),
+        "samples_per_second": samples_per_second(steps, batches),
+        "seconds_per_step": statistics.median(s["seconds"] for s in steps),
+        "padding_fraction": padding_fraction(batches),
+        "peak_rss_mb": result["peak_rss_mb"],
+        "achieved_flops": executed,
+        "achieved_fraction_of_ceiling": executed / ceiling,
+        "useful_flops": useful,
+        "useful_mfu": useful / ceiling,
+        "final_heldout_loss": result["evals"][-1]["all"],
+        "final_heldout_loss_by_shape": {k: v for k, v in result["evals"][-1].items() if k not in ("step", "seconds")},
+    }
+
+
+def time_to_loss(base: dict, ours: dict) -> dict:
+    """Time for each to reach the baseline's final held-out loss, and hanlm's loss after the
+    baseline's number of real tokens."""
+    b_sec, b_tok, b_loss = loss_curve(base)
+    h_sec, h_tok, h_loss = loss_curve(ours)
+    target = float(b_loss[-1])
+    t_base, t_ours = first_reach(b_sec, b_loss, target), first_reach(h_sec, h_loss, target)
+    return {
+        "target_loss": target,
+        "baseline_seconds": t_base,
+        "hanlm_seconds": t_ours,
+        "speedup": (t_base / t_ours) if t_ours else None,
+        "baseline_real_tokens": int(b_tok[-1]),
+        "hanlm_loss_at_baseline_tokens": loss_at(h_tok, h_loss, b_tok[-1]),
+        "hanlm_final_loss": float(h_loss[-1]),
+    }
+
+
+def preset_report(preset: str, results: dict, vocab: int, warmup: int) -> dict:
+    ceiling = statistics.median(results["ceiling"])
+    p = PRESETS[preset]
+    dims = Dims(p.layers, p.hidden, p.intermediate, vocab)
+    systems = {name: system_metrics(results[name], dims, ceiling, warmup) for name in ("baseline", "hanlm")}
+    b, h = systems["baseline"], systems["hanlm"]
+    ratios = {key: h[key] / b[key] for key in
+              ("real_tokens_per_second", "real_tokens_per_cpu_second", "samples_per_second", "useful_mfu", "peak_rss_mb")}
+    return {
+        "ceiling_flops": ceiling,
+        "ceiling_samples": results["ceiling"],
+        "systems": systems,
+        "ratios_hanlm_over_baseline": ratios,
+        "time_to_loss": time_to_loss(results["baseline"], results["hanlm"]),
+        "raw": {name: {k: results[name][k] for k in ("steps", "evals", "peak_rss_mb")} for name in ("baseline", "hanlm")},
+    }
+
+
+# ---------------------------------------------------------------- output
+
+
+def print_report(report: dict) -> None:
+    for preset, r in report["presets"].items():
+        print(f"\n== {preset}: ceiling {r['ceiling_flops'] / 1e9:.1f} GFLOP/s (median of {len(r['ceiling_samples'])} samples)")
+        print(f"{'':>28} {'baseline':>12} {'hanlm':>12} {'hanlm/base':>11}")
+        rows = [("real tokens/s", "real_tokens_per_second", "{:12.0f}"),
+                ("real tokens/CPU-s", "real_tokens_per_cpu_second", "{:12.0f}"),
+                ("samples/s", "samples_per_second", "{:12.2f}"),
+                ("peak RSS MB", "peak_rss_mb", "{:12.0f}"),
+                ("useful MFU", "useful_mfu", "{:12.1%}"),
+                ("achieved/ceiling", "achieved_fraction_of_ceiling", "{:12.1%}"),
+                ("padding", "padding_fraction", "{:12.1%}"),
+                ("final held-out MLM loss", "final_heldout_loss", "{:12.3f}")]
+        for label, key, fmt in rows:
+            b, h = r["systems"]["baseline"][key], r["systems"]["hanlm"][key]
+            ratio = r["ratios_hanlm_over_baseline"].get(key)
+            print(f"{label:>28} {fmt.format(b)} {fmt.format(h)} {'' if ratio is None else f'{ratio:10.2f}x'}")
+        t = r["time_to_loss"]
+        reached = f"{t['speedup']:.2f}x faster" if t["speedup"] else "not reached"
+        print(f"{'time to loss ' + format(t['target_loss'], '.3f'):>28} {t['baseline_seconds'] or float('nan'):11.0f}s"
+              f" {t['hanlm_seconds'] or float('nan'):11.0f}s  {reached}")
+        at = t["hanlm_loss_at_baseline_tokens"]
+        print(f"{'loss after equal real tokens':>28} {t['target_loss']:12.3f} {at if at is not None else float('nan'):12.3f}")
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    presets = list(report["presets"])
+    fig, axes = plt.subplots(1, len(presets), figsize=(6 * len(presets), 4.2), squeeze=False)
+    for ax, preset in zip(axes[0], presets, strict=True):
+        r = report["presets"][preset]
+        for name in ("baseline", "hanlm"):
+            sec, _, loss = loss_curve({"evals": r["raw"][name]["evals"], "batches": [{"lengths": [0]}] * r["raw"][name]["evals"][-1]["step"]})
+            ax.plot(sec, loss, marker="o", label=name)
+        ax.axhline(r["time_to_loss"]["target_loss"], color="grey", linestyle=":", label="baseline's final loss")
+        ax.set_title(f"{preset}: held-out MLM loss vs own wall time")
+        ax.set_xlabel("seconds (training steps only)")
+        ax.set_ylabel("held-out MLM loss")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small corpus and step counts (< 15 min)")
+    parser.add_argument("--presets", nargs="+", default=["mini", "small"], choices=list(PRESETS))
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps per system (default per mode/preset)")
+    parser.add_argument("--eval-every", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--reviews", type=int, default=None, help="use the first N reviews (default per mode)")
+    parser.add_argument("--work", default="/tmp/hanlm-bench", help="work directory (corpus subset, tokenizer, data)")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    mode = QUICK if args.quick else FULL
+    started = time.time()
+    reviews = args.reviews if args.reviews is not None else mode["reviews"]
+    steps = {p: args.steps or mode["steps"].get(p, 50) for p in args.presets}
+    ws = corpus.prepare(Path(args.work), reviews=reviews, tokenizer_texts=mode["tokenizer_texts"],
+                        pairs=max(steps.values()) * args.batch_size, heldout_rows=128)
+    from hanlm.tokenizer import KoreanTokenizer
+
+    vocab = KoreanTokenizer.load(ws.tokenizer).vocab_size
+    report = {"command": "python -m bench.pretrain " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+              "machine": machine(), "setup_seconds": None, "workspace": corpus.describe(ws), "presets": {}}
+    report["setup_seconds"] = round(time.time() - started, 1)
+    for preset in args.presets:
+        eval_every = args.eval_every or mode["eval_every"]
+        spec = dict(preset=preset, steps=steps[preset], eval_every=eval_every, batch_size=args.batch_size,
+                    tokenizer=str(ws.tokenizer), data=str(ws.data), baseline_examples=str(ws.baseline_examples),
+                    heldout=str(ws.heldout), out=str(Path(args.work) / "runs" / preset))
+        logger.info("%s: %d steps per system, held-out evaluation every %d", preset, steps[preset], eval_every)
+        results = run_pair(spec, ceiling_every=15.0)
+        report["presets"][preset] = preset_report(preset, results, vocab, warmup=min(3, steps[preset] // 5))
+    report["seconds"] = round(time.time() - started, 1)
+    report["machine"]["load_average_1min_end"] = machine()["load_average_1min"]
+    out = Path(args.out)
+    name = "pretrain-quick" if args.quick else "pretrain"
+    write_json(out / f"{name}.json", report)
+    plot(report, out / f"{name}.png")
+    print_report(report)
+    print(f"\nwrote {out / name}.json and .png in {report['seconds']:.0f} s")
+    return report
+
+
+if __name__ == "__main__":
+    main()

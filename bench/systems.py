@@ -1,0 +1,225 @@
+"""The two systems of the pretraining bench, each run in its own process (so peak memory is
+its own) and timed by the same `Trace`.
+
+- `run_baseline`: what a Hugging Face user writes: BertForPreTraining with eager attention,
+  `Trainer`, `DataCollatorForLanguageModeling(mlm_probability=0.15)`, one NSP example per row
+  padded to 128.
+- `run_hanlm`: `hanlm.train.pretrain.pretrain` with its defaults on `hanlm data build` output.
+
+Both use the same preset dimensions, tokenizer, batch size, learning rate and schedule (linear,
+6% warm-up), AdamW betas/epsilon/weight decay, clipping, seed and step count.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.common import Turns, device, peak_rss_mb, sync
+from bench.corpus import heldout_loss
+from hanlm.model.presets import PRESETS
+from hanlm.train.optim import OptimConfig
+
+
+@dataclass
+class RunSpec:
+    system: str  # "baseline" | "hanlm"
+    preset: str
+    steps: int
+    eval_every: int
+    batch_size: int
+    tokenizer: str
+    data: str  # hanlm data directory
+    baseline_examples: str
+    heldout: str
+    out: str
+    seed: int = 42
+    hanlm_overrides: dict = field(default_factory=dict)  # extra PretrainConfig fields (bench/levers)
+
+
+class Trace:
+    """Own time of every optimizer step and held-out losses, while taking turns.
+
+    The worker holds the turn from its set-up to `begin`; `step_done` records the time since the
+    turn was taken, evaluates when due (outside the timed span), passes the turn on and waits for
+    it again, so everything a system does between two steps (data, forward, backward, optimizer,
+    logging) is timed while it alone runs.
+    """
+
+    def __init__(self, turns: Turns, me: int, spec: RunSpec):
+        self.turns, self.me, self.spec = turns, me, spec
+        self.dev = device()
+        self.heldout = torch.load(spec.heldout)
+        self.steps: list[dict] = []
+        self.evals: list[dict] = []
+        self.elapsed = self.cpu = 0.0
+
+    def begin(self, bert) -> None:
+        self.evals.append({"step": 0, "seconds": 0.0, **heldout_loss(bert, self.heldout, self.dev)})
+        self._start()
+
+    def _start(self) -> None:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def step_done(self, step: int, bert) -> None:
+        sync(self.dev)
+        wall, cpu = time.perf_counter() - self._wall, time.process_time() - self._cpu
+        self.elapsed += wall
+        self.cpu += cpu
+        self.steps.append({"step": step, "seconds": wall, "cpu_seconds": cpu})
+        if step % self.spec.eval_every == 0 or step == self.spec.steps:
+            self.evals.append({"step": step, "seconds": self.elapsed, **heldout_loss(bert, self.heldout, self.dev)})
+        if step >= self.spec.steps:
+            self.turns.leave(self.me)
+            return
+        self.turns.release(self.me)
+        self.turns.acquire(self.me)
+        self._start()
+
+    def result(self, batches: list[dict]) -> dict:
+        return {"spec": self.spec.__dict__, "steps": self.steps, "evals": self.evals, "batches": batches,
+                "peak_rss_mb": peak_rss_mb(), "device": str(self.dev)}
+
+
+def _seq_lengths(batch_mask: torch.Tensor) -> list[int]:
+    return batch_mask.sum(1).tolist()
+
+
+# ---------------------------------------------------------------- baseline (Hugging Face)
+
+
+def run_baseline(spec: RunSpec, turns: Turns, me: int) -> dict:
+    from transformers import (
+        BertConfig,
+        BertForPreTraining,
+        DataCollatorForLanguageModeling,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
+
+    from hanlm.tokenizer import KoreanTokenizer
+
+    tok = KoreanTokenizer.load(spec.tokenizer).hf()
+    p = PRESETS[spec.preset]
+    config = BertConfig(vocab_size=len(tok), hidden_size=p.hidden, num_hidden_layers=p.layers,
+                        num_attention_heads=p.heads, intermediate_size=p.intermediate,
+                        pad_token_id=tok.pad_token_id)
+    torch.manual_seed(spec.seed)
+    model = BertForPreTraining(config)
+    model.config._attn_implementation = "eager"  # the classic BertSelfAttention
+
+    examples = torch.load(spec.baseline_examples)
+    n = spec.steps * spec.batch_size
+    # as `datasets` hands them to the collator: one dict of lists per example
+    dataset = [{k: v[i].tolist() for k, v in examples.items() if k != "next_sentence_label"}
+               | {"next_sentence_label": int(examples["next_sentence_label"][i])} for i in range(n)]
+
+    mlm = DataCollatorForLanguageModeling(tok, mlm_probability=0.15)
+    batches: list[dict] = []
+
+    def collate(features):
+        batch = mlm(features)
+        width = batch["input_ids"].shape[1]
+        lengths = _seq_lengths(batch["attention_mask"])
+        batches.append({"lengths": lengths, "width": width, "masked": int((batch["labels"] != -100).sum()),
+                        "head_positions": len(lengths) * width})
+        return batch
+
+    trace = Trace(turns, me, spec)
+
+    class TraceCallback(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            trace.begin(model)
+
+        def on_step_end(self, args, state, control, model=None, **kw):
+            trace.step_done(state.global_step, model)
+
+    optim = OptimConfig()
+    args = TrainingArguments(
+        output_dir=str(Path(spec.out) / "baseline"), per_device_train_batch_size=spec.batch_size,
+        max_steps=spec.steps, learning_rate=optim.lr, warmup_steps=optim.warmup_ratio, lr_scheduler_type="linear",
+        weight_decay=optim.weight_decay, adam_beta1=optim.beta1, adam_beta2=optim.beta2, adam_epsilon=optim.eps,
+        max_grad_norm=optim.clip_norm, seed=spec.seed, logging_steps=10, save_strategy="no", report_to="none",
+        disable_tqdm=True, use_cpu=not torch.cuda.is_available(), bf16=torch.cuda.is_available(),
+        dataloader_num_workers=0,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collate, callbacks=[TraceCallback()])
+    trainer.train()
+    return trace.result(batches[: spec.steps])
+
+
+# ---------------------------------------------------------------- hanlm
+
+
+def run_hanlm(spec: RunSpec, turns: Turns, me: int) -> dict:
+    from hanlm.data.batches import micro_batches, sample_lengths
+    from hanlm.data.shards import ShardReader
+    from hanlm.train.pretrain import PretrainConfig, pretrain
+
+    cfg = PretrainConfig(data=spec.data, out=str(Path(spec.out) / "hanlm"), preset=spec.preset,
+                         max_steps=spec.steps, batch_size=spec.batch_size, seed=spec.seed,
+                         eval_every=0, save_every=10**9, overwrite=True, tensorboard=False)
+    for key, value in spec.hanlm_overrides.items():
+        setattr(cfg, key, value)
+    trace = Trace(turns, me, spec)
+
+    def on_step(step: int, model) -> None:
+        if step == 0:
+            trace.begin(model.bert)
+        else:
+            trace.step_done(step, model.bert)
+
+    pretrain(cfg, on_step=on_step)
+    # What each step computed, from the data order (a pure function of seed and step).
+    reader = ShardReader(spec.data, "train")
+    lengths = sample_lengths(reader)
+    batches = []
+    for step in range(spec.steps):
+        for idx, _ in micro_batches(step, micro=cfg.batch_size, accum=cfg.grad_accum, world=1, rank=0,
+                                    n=len(reader), seed=cfg.seed, lengths=lengths,
+                                    bucket_steps=cfg.length_buckets):
+            row_lengths = lengths[idx]
+            masked = int(sum(max(1, round(0.15 * (n - 3))) for n in row_lengths))
+            batches.append({"lengths": row_lengths.tolist(), "width": int(row_lengths.max()),
+                            "masked": masked, "head_positions": masked})
+    return trace.result(batches)
+
+
+SYSTEMS = {"baseline": run_baseline, "hanlm": run_hanlm}
+
+
+def run_ceiling(turns: Turns, me: int, n: int, every_seconds: float, queue) -> None:
+    """The third member of the ring: a dense fp32 matmul ceiling sampled under the same
+    background load as the steps, at most once every `every_seconds`."""
+    from bench.common import matmul_flops_per_second
+
+    samples, last = [], 0.0
+    while True:
+        turns.acquire(me)
+        if not turns.others_active(me):
+            break
+        if time.perf_counter() - last >= every_seconds:
+            samples.append(matmul_flops_per_second(n, repeats=1))
+            last = time.perf_counter()
+        turns.release(me)
+    turns.leave(me)
+    queue.put(("ceiling", samples))
+
+
+def worker(name: str, spec: RunSpec, turns: Turns, me: int, queue) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    turns.acquire(me)  # set-up runs alone too
+    try:
+        queue.put((name, SYSTEMS[name](spec, turns, me)))
+    except BaseException as e:  # report, and never leave the others waiting for the turn
+        turns.leave(me)
+        queue.put((name, {"error": repr(e)}))
+        raise
+

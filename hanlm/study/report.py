@@ -1,0 +1,334 @@
+"""The study's outputs: results.json (every raw figure), PNG plots and report.md.
+
+Figures are percent, as the tasks' metrics return them; a cell is the mean ± sample standard
+deviation over the fine-tuning seeds (a single seed has no deviation: shown without ±).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import platform
+import statistics
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from hanlm import atomic
+from hanlm.train.log import read_metrics
+
+MODEL_NAMES = {"review": "review-pretrained", "general": "general-pretrained",
+               "random": "random init", "tfidf": "TF-IDF + LR"}
+TASK_NAMES = {"nsmc": "NSMC acc.", "klue-nli": "KLUE-NLI acc.", "klue-ner": "KLUE-NER entity F1"}
+TASK_DOMAIN = {"nsmc": "review", "klue-nli": "general", "klue-ner": "general"}
+PLOTS = ("pretraining_loss.png", "data_efficiency.png", "domain_heatmap.png")
+
+
+# ------------------------------------------------------------------------------ collect
+
+
+def versions() -> dict[str, str]:
+    import sklearn
+    import tokenizers
+    import torch
+    import transformers
+
+    import hanlm
+
+    return {"python": platform.python_version(), "hanlm": hanlm.__version__,
+            "torch": torch.__version__, "transformers": transformers.__version__,
+            "tokenizers": tokenizers.__version__, "scikit-learn": sklearn.__version__}
+
+
+def device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"GPU: {torch.cuda.get_device_name(0)}"
+    return f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def pretraining_summary(run_dir: Path) -> dict[str, Any]:
+    final = json.loads((run_dir / "final_metrics.json").read_text(encoding="utf-8"))
+    rows = read_metrics(run_dir)
+    curve = [{k: r.get(k) for k in ("step", "split", "loss", "mlm_loss", "nsp_loss",
+                                    "mlm_accuracy")} for r in rows if r["split"] in
+             ("train", "eval")]
+    return {"steps": final["step"], "seconds": final["seconds"], "final_eval": final["eval"],
+            "curve": curve}
+
+
+def mean_std(values: Iterable[float]) -> dict[str, Any]:
+    values = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not values:
+        return {"mean": None, "std": None, "n": 0}
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return {"mean": statistics.fmean(values), "std": std, "n": len(values)}
+
+
+def summarize(runs: list[dict], baselines: list[dict]) -> dict[str, Any]:
+    rows = runs + [b for b in baselines if not b.get("full_data")]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+
+    def cell(model: str, task: str, fraction: float) -> dict[str, Any]:
+        return mean_std(r["value"] for r in rows if r["model"] == model and r["task"] == task
+                        and math.isclose(r["fraction"], fraction))
+
+    table = {m: {t: cell(m, t, 1.0) for t in TASK_NAMES} for m in models}
+    fractions = sorted({r["fraction"] for r in rows if r["task"] == "nsmc"})
+    efficiency = {m: {f"{f:g}": {**cell(m, "nsmc", f), "train_examples": _examples(rows, m, f)}
+                      for f in fractions} for m in models}
+    return {"table": table, "efficiency": efficiency, "domain": domain_gains(table),
+            "goals": goals(table, baselines)}
+
+
+def _examples(rows: list[dict], model: str, fraction: float) -> int | None:
+    for r in rows:
+        if r["model"] == model and r["task"] == "nsmc" and math.isclose(r["fraction"], fraction):
+            return r["train_examples"]
+    return None
+
+
+def _gain(table: dict, model: str, task: str) -> float | None:
+    a, b = table.get(model, {}).get(task, {}), table.get("random", {}).get(task, {})
+    if a.get("mean") is None or b.get("mean") is None:
+        return None
+    return a["mean"] - b["mean"]
+
+
+def domain_gains(table: dict) -> dict[str, dict[str, float | None]]:
+    """Points over random init: pretraining domain x task domain (general = mean of tasks)."""
+    out = {}
+    for model in ("review", "general"):
+        out[model] = {}
+        for domain in ("review", "general"):
+            gains = [_gain(table, model, t) for t, d in TASK_DOMAIN.items() if d == domain]
+            known = [g for g in gains if g is not None]
+            out[model][domain] = statistics.fmean(known) if known else None
+    return out
+
+
+def goals(table: dict, baselines: list[dict]) -> dict[str, Any]:
+    review = table.get("review", {}).get("nsmc", {}).get("mean")
+    random_init = table.get("random", {}).get("nsmc", {}).get("mean")
+    tfidf = table.get("tfidf", {}).get("nsmc", {}).get("mean")
+    full = next((b["value"] for b in baselines if b.get("full_data")), None)
+    out: dict[str, Any] = {"review_nsmc": review, "random_nsmc": random_init,
+                           "tfidf_nsmc_same_data": tfidf, "tfidf_nsmc_full_data": full}
+    if review is not None and random_init is not None:
+        out["review_minus_random"] = review - random_init
+        out["beats_random_by_3"] = review - random_init >= 3
+    if review is not None and tfidf is not None:
+        out["beats_tfidf_same_data"] = review > tfidf
+    if review is not None and full is not None:
+        out["beats_tfidf_full_data"] = review > full
+    return out
+
+
+def collect(*, plan: dict, corpora: dict, pretraining: dict, runs: list[dict],
+            baselines: list[dict], timings: dict, command: str, wall_seconds: float
+            ) -> dict[str, Any]:
+    return {
+        "command": command,
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "versions": versions(), "device": device(), "plan": plan, "corpora": corpora,
+        "pretraining": pretraining, "runs": runs, "baselines": baselines,
+        "summary": summarize(runs, baselines),
+        "timings": {"this_invocation_seconds": round(wall_seconds, 1),
+                    "compute_seconds": round(sum(timings.values()), 1), "stages": timings},
+    }
+
+
+# ------------------------------------------------------------------------------ text
+
+
+def fmt(cell: dict[str, Any]) -> str:
+    if cell.get("mean") is None:
+        return "–"
+    if cell.get("std") is None:
+        return f"{cell['mean']:.1f}"
+    return f"{cell['mean']:.1f} ± {cell['std']:.1f}"
+
+
+def _signed(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.1f}"
+
+
+def table_markdown(summary: dict) -> str:
+    lines = ["| model | " + " | ".join(TASK_NAMES.values()) + " |",
+             "|---|" + "---:|" * len(TASK_NAMES)]
+    for model, cells in summary["table"].items():
+        lines.append(f"| {MODEL_NAMES.get(model, model)} | "
+                     + " | ".join(fmt(cells[t]) for t in TASK_NAMES) + " |")
+    return "\n".join(lines)
+
+
+def efficiency_markdown(summary: dict) -> str:
+    fractions = list(next(iter(summary["efficiency"].values())))
+    counts = {f: next((c[f]["train_examples"] for c in summary["efficiency"].values()
+                       if c[f]["train_examples"]), None) for f in fractions}
+    head = " | ".join(f"{float(f) * 100:g}% ({counts[f]:,})" if counts[f] else f
+                      for f in fractions)
+    lines = [f"| model | {head} |", "|---|" + "---:|" * len(fractions)]
+    for model, cells in summary["efficiency"].items():
+        lines.append(f"| {MODEL_NAMES.get(model, model)} | "
+                     + " | ".join(fmt(cells[f]) for f in fractions) + " |")
+    return "\n".join(lines)
+
+
+def domain_markdown(summary: dict) -> str:
+    d = summary["domain"]
+    return "\n".join([
+        "| points over random init | review-domain task (NSMC) | general-domain tasks "
+        "(mean of KLUE-NLI, KLUE-NER) |", "|---|---:|---:|",
+        *(f"| {MODEL_NAMES[m]} | {_signed(d[m]['review'])} | {_signed(d[m]['general'])} |"
+          for m in ("review", "general")),
+    ])
+
+
+def goals_text(g: dict) -> str:
+    def pct(v):
+        return "–" if v is None else f"{v:.1f}"
+
+    parts = [f"review-pretrained NSMC {pct(g.get('review_nsmc'))} vs random init "
+             f"{pct(g.get('random_nsmc'))} ({_signed(g.get('review_minus_random'))} points; "
+             f"goal >= +3: {'met' if g.get('beats_random_by_3') else 'not met'})",
+             f"vs TF-IDF + LR on the same training data {pct(g.get('tfidf_nsmc_same_data'))} "
+             f"({'beaten' if g.get('beats_tfidf_same_data') else 'not beaten'})"]
+    if g.get("tfidf_nsmc_full_data") is not None:
+        parts.append(f"vs TF-IDF + LR on all 150K training reviews, all 50K test reviews "
+                     f"{pct(g['tfidf_nsmc_full_data'])} "
+                     f"({'beaten' if g.get('beats_tfidf_full_data') else 'not beaten'})")
+    return "; ".join(parts)
+
+
+def facts_markdown(results: dict) -> str:
+    plan, corpora = results["plan"], results["corpora"]["corpora"]
+    pre = results["pretraining"]
+    lines = [f"- command: `{results['command']}`", f"- date: {results['date']}",
+             f"- device: {results['device']}",
+             "- versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items())]
+    for name in ("review", "general"):
+        c = corpora[name]
+        extra = (f"; sources (characters): {', '.join(f'{k} {v:,}' for k, v in c['sources'].items())}"
+                 if "sources" in c else "")
+        lines.append(f"- {name} corpus: {c['chars']:,} characters, {c['documents']:,} documents, "
+                     f"{c['lines']:,} lines; dropped {c['dropped']}{extra}")
+    for name, p in pre.items():
+        ev = p["final_eval"] or {}
+        lines.append(f"- pretraining {name}: {plan['preset']}, {p['steps']} of "
+                     f"{plan['pretrain_steps']} steps in {p['seconds']:.0f} s; held-out MLM "
+                     f"accuracy {ev.get('mlm_accuracy', float('nan')) * 100:.1f}%, NSP accuracy "
+                     f"{ev.get('nsp_accuracy', float('nan')) * 100:.1f}%")
+    t = results["timings"]
+    lines.append(f"- wall time of this invocation: {t['this_invocation_seconds'] / 60:.1f} min; "
+                 f"compute time of all stages (summed over resumed invocations): "
+                 f"{t['compute_seconds'] / 60:.1f} min")
+    return "\n".join(lines)
+
+
+def summary_text(results: dict) -> str:
+    s = results["summary"]
+    return "\n\n".join([
+        "Fine-tuned scores (percent; mean ± std over seeds), 100% of the training data:",
+        table_markdown(s), "NSMC accuracy by training fraction (examples):",
+        efficiency_markdown(s), "Pretraining domain x task domain:", domain_markdown(s),
+        "Goal: " + goals_text(s["goals"]), facts_markdown(results),
+    ])
+
+
+def report_markdown(results: dict) -> str:
+    return "\n\n".join([
+        f"# Domain study ({results['plan']['mode']})", summary_text(results),
+        "![pretraining loss](pretraining_loss.png)",
+        "![data efficiency](data_efficiency.png)", "![domain heat map](domain_heatmap.png)",
+    ]) + "\n"
+
+
+# ------------------------------------------------------------------------------ plots
+
+
+def plot_pretraining(results: dict, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for name, p in results["pretraining"].items():
+        train = [r for r in p["curve"] if r["split"] == "train"]
+        evals = [r for r in p["curve"] if r["split"] == "eval"]
+        line, = ax.plot([r["step"] for r in train], [r["loss"] for r in train],
+                        label=f"{name}: train MLM + NSP", alpha=0.8)
+        ax.plot([r["step"] for r in evals], [r["loss"] for r in evals], "o--",
+                color=line.get_color(), label=f"{name}: held-out")
+    ax.set(xlabel="step", ylabel="loss",
+           title="Pretraining loss (each corpus with its own tokenizer)")
+    ax.legend()
+    _save(fig, path)
+
+
+def plot_efficiency(results: dict, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for model, cells in results["summary"]["efficiency"].items():
+        points = [(c["train_examples"], c["mean"], c["std"] or 0) for c in cells.values()
+                  if c["mean"] is not None and c["train_examples"]]
+        if points:
+            x, y, err = zip(*points, strict=True)
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=MODEL_NAMES.get(model, model))
+    full = results["summary"]["goals"].get("tfidf_nsmc_full_data")
+    if full is not None:
+        ax.axhline(full, color="gray", linestyle=":", label="TF-IDF + LR, all 150K")
+    ax.set(xscale="log", xlabel="NSMC training reviews", ylabel="test accuracy (%)",
+           title="Data efficiency on NSMC")
+    ax.legend()
+    _save(fig, path)
+
+
+def plot_domain(results: dict, path: Path) -> None:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    domain = results["summary"]["domain"]
+    rows, cols = ("review", "general"), ("review", "general")
+    grid = np.array([[np.nan if domain[r][c] is None else domain[r][c] for c in cols]
+                     for r in rows])
+    fig, ax = plt.subplots(figsize=(5, 4))
+    limit = max(1.0, float(np.nanmax(np.abs(grid)))) if np.isfinite(grid).any() else 1.0
+    image = ax.imshow(grid, cmap="RdBu", vmin=-limit, vmax=limit)
+    for i in range(2):
+        for j in range(2):
+            text = "–" if np.isnan(grid[i, j]) else f"{grid[i, j]:+.1f}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=14)
+    ax.set_xticks([0, 1], ["NSMC\n(review)", "KLUE-NLI + NER\n(general)"])
+    ax.set_yticks([0, 1], ["review-\npretrained", "general-\npretrained"])
+    ax.set(xlabel="task domain", ylabel="pretraining domain",
+           title="Points over random init")
+    fig.colorbar(image, ax=ax)
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def write(results: dict, out: Path) -> list[Path]:
+    """results.json, the three plots and report.md into `out`; returns the paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "results.json", *(out / p for p in PLOTS), out / "report.md"]
+    atomic.write_text(paths[0], json.dumps(results, indent=2, ensure_ascii=False))
+    for plot, path in zip((plot_pretraining, plot_efficiency, plot_domain), paths[1:4],
+                          strict=True):
+        plot(results, path)
+    atomic.write_text(paths[4], report_markdown(results))
+    return paths

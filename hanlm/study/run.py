@@ -1,0 +1,588 @@
+"""`hanlm study`: the domain study of GitHub issue #7, one command, resumable.
+
+Stages, each cached in the work directory (a stage whose output is complete is skipped, so a
+killed study resumes where it stopped):
+
+1. corpora     two pretraining corpora of equal size (`hanlm.study.corpora`)
+2. tokenizer   a WordPiece vocabulary per corpus
+3. data        NSP/MLM shards per corpus
+4. pretrain    the same preset and step budget for both corpora
+5. export      Hugging Face directories; plus a random-initialised model of the same size
+               (the review tokenizer, so random init reads NSMC with the in-domain vocabulary)
+6. task files  fixed-seed NSMC subsamples: the "100%" training set, its 10% and 1% prefixes,
+               and the test sample every model is scored on
+7. finetune    every model x task x seed (NSMC at each training fraction) through
+               `hanlm.tasks.run.finetune`; KLUE dev sets split at run time with `klue_split`
+8. baselines   TF-IDF + logistic regression on the same examples (`hanlm.study.baselines`)
+9. report      results.json, PNG plots, report.md (`hanlm.study.report`)
+
+Fine-tuning evaluates once, after the last step: no model selection on the test data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from hanlm import atomic
+from hanlm.config import opt
+from hanlm.errors import HanlmError
+from hanlm.study.corpora import CORPORA, Sources, build_corpora
+
+logger = logging.getLogger(__name__)
+
+MODELS = ("review", "general", "random")
+TASKS = ("nsmc", "klue-nli", "klue-ner")
+NO_EVAL = 10**9  # eval_every: evaluate only after the last step
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The sizes of one study mode; every field can be overridden from the command line."""
+
+    preset: str
+    target_chars: int
+    vocab_size: int
+    pretrain_steps: int
+    pretrain_minutes: float
+    pretrain_lr: float
+    nsmc_train: int  # the "100%" training set: a fixed-seed subsample (0 = all 150K)
+    nsmc_test: int  # the test sample every model is scored on (0 = all 50K)
+    klue_limit: int  # at most this many examples of each KLUE split part (0 = all)
+    seeds: tuple[int, ...]
+    finetune_epochs: float
+    finetune_min_steps: int
+    finetune_lr: float
+
+
+BUDGETS = {
+    "quick": Budget(preset="tiny", target_chars=2_000_000, vocab_size=8000, pretrain_steps=400,
+                    pretrain_minutes=3.0, pretrain_lr=1e-3, nsmc_train=3000, nsmc_test=1000,
+                    klue_limit=1500, seeds=(1,), finetune_epochs=2.0, finetune_min_steps=20,
+                    finetune_lr=3e-4),
+    "default": Budget(preset="mini", target_chars=10_000_000, vocab_size=16000,
+                      pretrain_steps=900, pretrain_minutes=20.0, pretrain_lr=5e-4,
+                      nsmc_train=4000, nsmc_test=2000, klue_limit=1500, seeds=(1, 2, 3),
+                      finetune_epochs=2.0, finetune_min_steps=30, finetune_lr=2e-4),
+}
+
+
+@dataclass
+class StudyConfig:
+    quick: bool = opt(False, "the ~20-minute version: smaller slices, same code path")
+    data: str | None = opt(None, "shared data folder (default: $HANLM_SHARED_DATA, else "
+                           "../shared/data)")
+    work_dir: str | None = opt(None, "stage cache (default: study-work/MODE)")
+    results: str | None = opt(None, "results.json, plots and report.md (default: "
+                              "docs/results/MODE)")
+    overwrite: bool = opt(False, "discard a work directory that holds a study with another plan")
+    preset: Literal["tiny", "mini", "small", "medium", "base"] | None = opt(
+        None, "model size (default: tiny quick, mini default)")
+    target_chars: int | None = opt(None, "characters of each pretraining corpus", min=1000)
+    vocab_size: int | None = opt(None, "WordPiece vocabulary of each tokenizer", min=100)
+    pretrain_steps: int | None = opt(None, "pretraining steps of each model", min=1)
+    pretrain_minutes: float | None = opt(None, "safety cap on each pretraining run (minutes)",
+                                         min=0, exclusive_min=True)
+    pretrain_lr: float | None = opt(None, "pretraining peak learning rate", min=0,
+                                    exclusive_min=True)
+    pretrain_batch_size: int = opt(32, "pretraining sequences per step", min=1)
+    max_len: int = opt(128, "tokens per sequence (pretraining and fine-tuning)", min=16)
+    nsmc_train: int | None = opt(None, "NSMC full-fraction training subsample (0 = all 150K)", min=0)
+    nsmc_test: int | None = opt(None, "NSMC test subsample every model is scored on (0 = all)",
+                                min=0)
+    fractions: list[float] = opt(help="NSMC training fractions of the data-efficiency curve",
+                                 factory=lambda: [0.01, 0.1, 1.0])
+    klue_split: str = opt("42:0.2", "SEED:FRACTION: KLUE dev sets split into train / held-out")
+    klue_limit: int | None = opt(None, "at most N examples of each KLUE split part (0 = all)",
+                                 min=0)
+    seeds: list[int] | None = opt(None, "fine-tuning seeds (default: 1 quick, 1 2 3 default)")
+    finetune_epochs: float | None = opt(None, "fine-tuning epochs", min=0, exclusive_min=True)
+    finetune_min_steps: int | None = opt(None, "at least this many fine-tuning steps (small "
+                                         "training fractions)", min=1)
+    finetune_lr: float | None = opt(None, "fine-tuning peak learning rate", min=0,
+                                    exclusive_min=True)
+    finetune_batch_size: int = opt(32, "fine-tuning batch size", min=1)
+    re_share: float = opt(0.1, "share of KLUE-RE sentences in the general corpus", min=0)
+    seed: int = opt(0, "seed of corpus sampling, subsamples, pretraining and random init")
+    full_nsmc_baseline: bool = opt(True, "also fit TF-IDF + LR on all 150K NSMC reviews and "
+                                   "score all 50K test reviews (the 87.4% reference)")
+    keep_models: bool = opt(False, "keep the fine-tuned models (default: metrics and "
+                            "predictions only)")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A StudyConfig with every default resolved: what runs, and what the cache depends on."""
+
+    mode: str
+    data: str
+    work_dir: str
+    results: str
+    preset: str
+    target_chars: int
+    vocab_size: int
+    pretrain_steps: int
+    pretrain_minutes: float
+    pretrain_lr: float
+    pretrain_batch_size: int
+    max_len: int
+    nsmc_train: int
+    nsmc_test: int
+    fractions: tuple[float, ...]
+    klue_split: str
+    klue_limit: int
+    seeds: tuple[int, ...]
+    finetune_epochs: float
+    finetune_min_steps: int
+    finetune_lr: float
+    finetune_batch_size: int
+    re_share: float
+    seed: int
+    full_nsmc_baseline: bool
+    keep_models: bool
+
+    @property
+    def work(self) -> Path:
+        return Path(self.work_dir)
+
+
+def default_data_dir() -> str:
+    return os.environ.get("HANLM_SHARED_DATA") or str(Path("..") / "shared" / "data")
+
+
+def resolve(cfg: StudyConfig) -> Plan:
+    mode = "quick" if cfg.quick else "default"
+    budget = BUDGETS[mode]
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Budget):
+        given = getattr(cfg, f.name)
+        values[f.name] = getattr(budget, f.name) if given is None else given
+    if any(not 0 < f <= 1 for f in cfg.fractions):
+        raise HanlmError("--fractions must lie in (0, 1]")
+    return Plan(
+        mode=mode, data=cfg.data or default_data_dir(),
+        work_dir=cfg.work_dir or str(Path("study-work") / mode),
+        results=cfg.results or str(Path("docs") / "results" / mode),
+        pretrain_batch_size=cfg.pretrain_batch_size, max_len=cfg.max_len,
+        fractions=tuple(sorted(set(cfg.fractions) | {1.0})), klue_split=cfg.klue_split,
+        finetune_batch_size=cfg.finetune_batch_size, re_share=cfg.re_share, seed=cfg.seed,
+        full_nsmc_baseline=cfg.full_nsmc_baseline, keep_models=cfg.keep_models,
+        **{**values, "seeds": tuple(values["seeds"])},
+    )
+
+
+# Fields that change no stage output: a work directory may be reused when only these differ.
+_NOT_CACHED = {"results", "pretrain_minutes", "seeds", "full_nsmc_baseline", "keep_models",
+               "work_dir"}
+
+
+def check_work_dir(plan: Plan, overwrite: bool) -> None:
+    """Refuse to mix two plans in one work directory (their caches would be stale)."""
+    path = plan.work / "plan.json"
+    if path.is_file():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        new = _jsonable(dataclasses.asdict(plan))
+        changed = sorted(k for k in new if k not in _NOT_CACHED and old.get(k) != new[k])
+        if changed and not overwrite:
+            raise HanlmError(f"the work directory holds a study with another plan (differs in "
+                             f"{', '.join(changed)}); pass --overwrite to discard it or choose "
+                             f"another --work-dir", path=str(plan.work))
+        if changed:
+            shutil.rmtree(plan.work)
+    plan.work.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(path, json.dumps(_jsonable(dataclasses.asdict(plan)), indent=2))
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+# ------------------------------------------------------------------------------ timing
+
+
+class Timings:
+    """Seconds each stage took when it was computed, kept across resumed invocations."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.seconds: dict[str, float] = (json.loads(path.read_text(encoding="utf-8"))
+                                          if path.is_file() else {})
+
+    def record(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = round(seconds, 1)
+        atomic.write_text(self.path, json.dumps(self.seconds, indent=2))
+
+
+def cached_stage(timings: Timings, name: str, done: bool, fn, *args) -> Any:
+    """Run `fn(*args)` unless its output is complete; log and time it."""
+    if done:
+        logger.info("[%s] cached", name)
+        return fn(*args, cached=True)
+    logger.info("[%s] running", name)
+    start = time.perf_counter()
+    result = fn(*args, cached=False)
+    timings.record(name, time.perf_counter() - start)
+    logger.info("[%s] done in %.0f s", name, time.perf_counter() - start)
+    return result
+
+
+# ------------------------------------------------------------------------------ stages 1-5
+
+
+def corpora_stage(plan: Plan, sources: Sources, *, cached: bool) -> dict:
+    out = plan.work / "corpora"
+    if not cached:
+        build_corpora(sources, out, plan.target_chars, seed=plan.seed, re_share=plan.re_share)
+    return json.loads((out / "corpora.json").read_text(encoding="utf-8"))
+
+
+def tokenizer_stage(plan: Plan, name: str, *, cached: bool) -> Path:
+    from hanlm.text import CorpusConfig
+    from hanlm.tokenizer import TokenizerTrainConfig, train_tokenizer
+
+    out = plan.work / f"tokenizer-{name}"
+    if not cached:
+        train_tokenizer(TokenizerTrainConfig(
+            corpus=[str(plan.work / "corpora" / f"{name}.txt")], out=str(out),
+            vocab_size=plan.vocab_size, overwrite=True, reader=CorpusConfig(format="docs")))
+    return out
+
+
+def data_stage(plan: Plan, name: str, *, cached: bool) -> Path:
+    from hanlm.data.build import DataBuildConfig, build_dataset
+    from hanlm.text import CorpusConfig
+
+    out = plan.work / f"data-{name}"
+    if not cached:
+        build_dataset(DataBuildConfig(
+            corpus=[str(plan.work / "corpora" / f"{name}.txt")],
+            tokenizer=str(plan.work / f"tokenizer-{name}"), out=str(out), max_len=plan.max_len,
+            seed=plan.seed, workers=min(2, os.cpu_count() or 1), chunk_chars=1_000_000,
+            resume=out.exists(), reader=CorpusConfig(format="docs")))
+    return out
+
+
+def pretrain_stage(plan: Plan, name: str, *, cached: bool) -> Path:
+    from hanlm.train.optim import OptimConfig
+    from hanlm.train.pretrain import PretrainConfig, pretrain
+
+    out = plan.work / f"pretrain-{name}"
+    if not cached:
+        pretrain(PretrainConfig(
+            data=str(plan.work / f"data-{name}"), out=str(out), preset=plan.preset,  # type: ignore[arg-type]
+            max_steps=plan.pretrain_steps, max_minutes=plan.pretrain_minutes,
+            batch_size=plan.pretrain_batch_size, seed=plan.seed, log_every=10,
+            eval_every=max(50, plan.pretrain_steps // 8), save_every=max(100, plan.pretrain_steps // 4),
+            keep_checkpoints=1, tensorboard=False, resume=(out / "run.json").is_file(),
+            optim=OptimConfig(lr=plan.pretrain_lr)))
+    return out
+
+
+def export_stage(plan: Plan, name: str, *, cached: bool) -> Path:
+    from hanlm.export import ExportConfig, export_model
+
+    out = plan.work / f"model-{name}"
+    if not cached:
+        export_model(ExportConfig(checkpoint=str(plan.work / f"pretrain-{name}"), out=str(out),
+                                  name=f"hanlm-study-{name}-{plan.preset}", overwrite=True))
+    return out
+
+
+def random_stage(plan: Plan, *, cached: bool) -> Path:
+    """A never-trained BERT of the same configuration, with the review tokenizer."""
+    import torch
+    from transformers import BertConfig, BertForPreTraining
+
+    from hanlm.export import TOKENIZER_FILES
+
+    reference, out = plan.work / "model-review", plan.work / "model-random"
+    if not cached:
+        torch.manual_seed(plan.seed)
+        model = BertForPreTraining(BertConfig.from_pretrained(reference))
+        with atomic.directory(out) as tmp:
+            model.save_pretrained(tmp)
+            for f in TOKENIZER_FILES:
+                if (reference / f).is_file():
+                    shutil.copy2(reference / f, tmp / f)
+    return out
+
+
+# ------------------------------------------------------------------------------ stage 6
+
+
+def fraction_name(fraction: float) -> str:
+    return f"{fraction * 100:g}pct"
+
+
+def _table_rows(path: Path) -> tuple[str, list[str]]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return lines[0], [line for line in lines[1:] if line.strip()]
+
+
+def _sample(rows: list[str], n: int, seed: int) -> list[str]:
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    return [rows[i] for i in (order[:n] if n else order)]
+
+
+def task_files_stage(plan: Plan, sources: Sources, *, cached: bool) -> dict[str, Path]:
+    """NSMC files in the original format: nested training fractions and the test sample."""
+    out = plan.work / "nsmc"
+    files = {fraction_name(f): out / f"train-{fraction_name(f)}.txt" for f in plan.fractions}
+    files["test"] = out / "test.txt"
+    if not cached:
+        out.mkdir(parents=True, exist_ok=True)
+        header, rows = _table_rows(sources.nsmc_train)
+        train = _sample(rows, plan.nsmc_train, plan.seed)
+        for f in plan.fractions:
+            part = train[: max(1, round(f * len(train)))]
+            atomic.write_text(files[fraction_name(f)], "\n".join([header, *part]) + "\n")
+        header, rows = _table_rows(sources.nsmc_test)
+        atomic.write_text(files["test"], "\n".join([header, *_sample(rows, plan.nsmc_test,
+                                                                     plan.seed)]) + "\n")
+    return files
+
+
+# ------------------------------------------------------------------------------ stage 7
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    model: str
+    task: str
+    fraction: float
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}/{self.task}/{fraction_name(self.fraction)}/seed-{self.seed}"
+
+
+def run_specs(plan: Plan) -> list[RunSpec]:
+    """Seeds outermost, so an interrupted study has every table cell before more seeds."""
+    specs = []
+    for seed in plan.seeds:
+        for model in MODELS:
+            specs += [RunSpec(model, task, 1.0, seed) for task in TASKS]
+        for fraction in plan.fractions:
+            if fraction < 1.0:
+                specs += [RunSpec(model, "nsmc", fraction, seed) for model in MODELS]
+    return specs
+
+
+def _task_inputs(plan: Plan, sources: Sources, files: dict[str, Path], spec: RunSpec
+                 ) -> dict[str, Any]:
+    if spec.task == "nsmc":
+        return {"train": files[fraction_name(spec.fraction)], "dev": files["test"], "split": None,
+                "limit": None}
+    path = sources.nli_dev if spec.task == "klue-nli" else sources.ner_dev
+    return {"train": path, "dev": None, "split": plan.klue_split, "limit": plan.klue_limit or None}
+
+
+def load_split(task_name: str, inputs: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    """(train, test) examples exactly as `finetune` sees them (same reader, split and limit)."""
+    from hanlm.tasks.base import ReadOptions
+    from hanlm.tasks.registry import get_task
+    from hanlm.tasks.split import parse_split, split_examples
+
+    task = get_task(task_name)
+    examples = task.read(Path(inputs["train"]), ReadOptions())
+    if inputs["split"]:
+        seed, fraction = parse_split(inputs["split"])
+        train, test = split_examples(examples, task.group_of, seed, fraction)
+    else:
+        train, test = examples, task.read(Path(inputs["dev"]), ReadOptions())
+    limit = inputs["limit"]
+    return (train[:limit], test[:limit]) if limit else (train, test)
+
+
+def finetune_steps(plan: Plan, n_train: int) -> int:
+    per_epoch = math.ceil(n_train / plan.finetune_batch_size)
+    return max(plan.finetune_min_steps, math.ceil(plan.finetune_epochs * per_epoch))
+
+
+def finetune_run(plan: Plan, sources: Sources, model_dir: Path, files: dict[str, Path],
+                 spec: RunSpec) -> dict[str, Any]:
+    """One fine-tuning run through the tasks package; returns its metrics.json (cached)."""
+    from hanlm.tasks.loop import FinetuneOptimConfig, TrainConfig
+    from hanlm.tasks.run import DataOptions, FinetuneConfig, finetune
+
+    out = plan.work / "finetune" / spec.name
+    if not (out / "metrics.json").is_file():
+        if out.exists():
+            shutil.rmtree(out)  # a run killed midway: start it again
+        inputs = _task_inputs(plan, sources, files, spec)
+        n_train = len(load_split(spec.task, inputs)[0])
+        finetune(FinetuneConfig(
+            task=spec.task, train=str(inputs["train"]), model=str(model_dir), out=str(out),
+            dev=str(inputs["dev"]) if inputs["dev"] else None,
+            options=DataOptions(split_dev=inputs["split"], limit=inputs["limit"],
+                                max_len=plan.max_len),
+            loop=TrainConfig(max_steps=finetune_steps(plan, n_train),
+                             batch_size=plan.finetune_batch_size, eval_every=NO_EVAL,
+                             keep_checkpoints=1, seed=spec.seed, progress=False,
+                             optim=FinetuneOptimConfig(lr=plan.finetune_lr))))
+        _prune_run(out, plan.keep_models)
+    return json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+
+
+def _prune_run(out: Path, keep_models: bool) -> None:
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    if not keep_models:
+        shutil.rmtree(out / "model", ignore_errors=True)
+
+
+def finetune_stage(plan: Plan, sources: Sources, models: dict[str, Path],
+                   files: dict[str, Path], timings: Timings) -> list[dict[str, Any]]:
+    specs = run_specs(plan)
+    results = []
+    for i, spec in enumerate(specs, 1):
+        cached = (plan.work / "finetune" / spec.name / "metrics.json").is_file()
+        start = time.perf_counter()
+        summary = finetune_run(plan, sources, models[spec.model], files, spec)
+        if not cached:
+            timings.record(f"finetune/{spec.name}", time.perf_counter() - start)
+        value = summary["dev"][summary["main_metric"]]
+        logger.info("[finetune %d/%d] %s: %s %.2f%s", i, len(specs), spec.name,
+                    summary["main_metric"], value, " (cached)" if cached else
+                    f" ({summary['steps']} steps, {time.perf_counter() - start:.0f} s)")
+        results.append({**dataclasses.asdict(spec), "metric": summary["main_metric"],
+                        "value": value, "metrics": summary["dev"], "steps": summary["steps"],
+                        "train_examples": summary["train_examples"],
+                        "test_examples": summary["dev_examples"],
+                        "seconds": summary["wall_seconds"]})
+    return results
+
+
+# ------------------------------------------------------------------------------ stage 8
+
+
+def baseline_stage(plan: Plan, sources: Sources, files: dict[str, Path], timings: Timings
+                   ) -> list[dict[str, Any]]:
+    jobs = [("nsmc", f) for f in plan.fractions] + [("klue-nli", 1.0), ("klue-ner", 1.0)]
+    results = [_baseline(plan, sources, files, task, f, timings) for task, f in jobs]
+    if plan.full_nsmc_baseline:
+        full = {"nsmc-full": {"train": sources.nsmc_train, "dev": sources.nsmc_test,
+                              "split": None, "limit": None}}
+        results.append(_baseline(plan, sources, files, "nsmc", 1.0, timings, full))
+    return results
+
+
+def _baseline(plan: Plan, sources: Sources, files: dict[str, Path], task_name: str,
+              fraction: float, timings: Timings, full: dict | None = None) -> dict[str, Any]:
+    from hanlm.study.baselines import run_baseline
+    from hanlm.tasks.registry import get_task
+
+    key = "nsmc-full" if full else f"{task_name}-{fraction_name(fraction)}"
+    path = plan.work / "baselines" / f"{key}.json"
+    if not path.is_file():
+        spec = RunSpec("tfidf", task_name, fraction, 0)
+        inputs = full[key] if full else _task_inputs(plan, sources, files, spec)
+        start = time.perf_counter()
+        train, test = load_split(task_name, inputs)
+        task = get_task(task_name)
+        metrics = run_baseline(task, train, test, seed=plan.seed)
+        seconds = time.perf_counter() - start
+        timings.record(f"baseline/{key}", seconds)
+        result = {"model": "tfidf", "task": task_name, "fraction": fraction, "seed": 0,
+                  "full_data": bool(full), "metric": task.main_metric,
+                  "value": metrics[task.main_metric], "metrics": metrics,
+                  "train_examples": len(train), "test_examples": len(test),
+                  "seconds": round(seconds, 1)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(path, json.dumps(result, indent=2))
+    result = json.loads(path.read_text(encoding="utf-8"))
+    logger.info("[baseline] %s: %s %.2f", key, result["metric"], result["value"])
+    return result
+
+
+# ------------------------------------------------------------------------------ the study
+
+
+def log_plan(plan: Plan) -> None:
+    n_runs = len(run_specs(plan))
+    lines = [
+        f"study plan ({plan.mode}): work dir {plan.work_dir}, results {plan.results}",
+        f"  data: {plan.data}",
+        f"  corpora: review vs general, {plan.target_chars:,} characters each",
+        f"  tokenizers: WordPiece, vocabulary {plan.vocab_size:,} each",
+        f"  pretraining: {plan.preset}, {plan.pretrain_steps} steps x {plan.pretrain_batch_size} "
+        f"sequences of {plan.max_len} tokens, lr {plan.pretrain_lr:g}, cap "
+        f"{plan.pretrain_minutes:g} min each",
+        f"  fine-tuning: {n_runs} runs = {len(MODELS)} models x ({len(TASKS)} tasks + "
+        f"{len(plan.fractions) - 1} NSMC fractions) x {len(plan.seeds)} seed(s); "
+        f"{plan.finetune_epochs:g} epochs (>= {plan.finetune_min_steps} steps), lr "
+        f"{plan.finetune_lr:g}",
+        f"  NSMC: '100%' = {plan.nsmc_train or 150000:,} training reviews (fixed-seed "
+        f"subsample), scored on {plan.nsmc_test or 50000:,} test reviews; fractions "
+        f"{', '.join(f'{f:g}' for f in plan.fractions)}",
+        f"  KLUE: dev sets split {plan.klue_split} (seed:held-out fraction), limit "
+        f"{plan.klue_limit or 'none'}",
+        "  baselines: TF-IDF + logistic regression on the same examples"
+        + ("; and on all NSMC files" if plan.full_nsmc_baseline else ""),
+    ]
+    logger.info("\n".join(lines))
+
+
+def run_study(cfg: StudyConfig) -> int:
+    from hanlm.study import report
+
+    started = time.perf_counter()
+    plan = resolve(cfg)
+    sources = Sources(Path(plan.data))
+    sources.check()
+    check_work_dir(plan, cfg.overwrite)
+    log_plan(plan)
+    timings = Timings(plan.work / "timings.json")
+    work = plan.work
+
+    corpora = cached_stage(timings, "corpora", (work / "corpora" / "corpora.json").is_file(),
+                           corpora_stage, plan, sources)
+    models: dict[str, Path] = {}
+    for name in CORPORA:
+        cached_stage(timings, f"tokenizer/{name}",
+                     (work / f"tokenizer-{name}" / "hanlm_tokenizer.json").is_file(),
+                     tokenizer_stage, plan, name)
+        cached_stage(timings, f"data/{name}", (work / f"data-{name}" / "meta.json").is_file(),
+                     data_stage, plan, name)
+        cached_stage(timings, f"pretrain/{name}",
+                     (work / f"pretrain-{name}" / "final_metrics.json").is_file(),
+                     pretrain_stage, plan, name)
+        models[name] = cached_stage(timings, f"export/{name}",
+                                    (work / f"model-{name}" / "config.json").is_file(),
+                                    export_stage, plan, name)
+    models["random"] = cached_stage(timings, "random-init",
+                                    (work / "model-random" / "config.json").is_file(),
+                                    random_stage, plan)
+    files = cached_stage(timings, "task files", (work / "nsmc" / "test.txt").is_file(),
+                         task_files_stage, plan, sources)
+    runs = finetune_stage(plan, sources, models, files, timings)
+    baselines = baseline_stage(plan, sources, files, timings)
+
+    results = report.collect(plan=dataclasses.asdict(plan), corpora=corpora,
+                             pretraining={n: report.pretraining_summary(work / f"pretrain-{n}")
+                                          for n in CORPORA},
+                             runs=runs, baselines=baselines, timings=timings.seconds,
+                             command=_command(), wall_seconds=time.perf_counter() - started)
+    written = report.write(results, Path(plan.results))
+    print(report.summary_text(results))
+    print(f"\nwritten: {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def _command() -> str:
+    import shlex
+
+    if Path(sys.argv[0]).name in ("hanlm", "__main__.py"):
+        return shlex.join(["hanlm", *sys.argv[1:]])
+    return "hanlm.study.run.run_study (Python API)"

@@ -1,0 +1,225 @@
+"""The domain study: corpus builder, TF-IDF baseline, and the whole study on a micro plan."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+import tasks_fixtures as fx
+
+from hanlm.errors import HanlmError
+from hanlm.study import corpora as corpora_lib
+from hanlm.study.baselines import run_baseline
+from hanlm.study.corpora import Deduper, Sources, build_corpora, take_chars, text_key
+from hanlm.study.run import StudyConfig, resolve, run_specs, run_study
+from hanlm.tasks.base import ReadOptions
+from hanlm.tasks.registry import get_task
+
+# A test review (id 1000 in the NSMC fixture's test file) and texts around it.
+TEST_REVIEW = fx.sentiment_rows()[0][0]  # "영화가 정말 좋다", id 1000 in ratings_test.txt
+LONG_EVAL = "김연아는 2010년 밴쿠버 동계 올림픽에서 금메달을 땄다."  # added to KLUE-NER (>= 16 key chars)
+
+
+def _reviews_tsv(rows: list[tuple[int, int, str]]) -> bytes:
+    lines = ["review_id\tmovie_id\trating\tdate\treview"]
+    lines += [f"{rid}\t{movie}\t10\t20.01.01\t{text}" for rid, movie, text in rows]
+    return ("\n".join(lines) + "\n").encode()
+
+
+REVIEWS = [
+    (1000, 1, "이 리뷰는 테스트 세트에 있다"),  # id in the test file: excluded by id
+    (2001, 1, "영화가  정말 좋다!"),  # same text as a test review, other id: excluded by text
+    (2002, 1, "배우들의 연기가 훌륭했고 음악도 좋았다"),
+    (2003, 2, "배우들의 연기가 훌륭했고 음악도 좋았다"),  # a repeat: dropped
+    (2004, 2, "지루해서 중간에 잠들었다 다시는 안 본다"),
+    (2005, 3, "가족과 함께 보기 좋은 따뜻한 영화입니다"),
+    (2006, 3, f"{LONG_EVAL} 그리고 영화를 봤다"),  # contains a KLUE-NER text
+    (2007, 4, "스토리가 뻔하지만 볼만했다 킬링타임용으로 추천"),
+    (2008, 4, "원작 소설을 먼저 읽었는데 영화가 더 낫다"),
+] + [(3000 + k, 5 + k % 4, f"{k}번째로 다시 봤는데 {word} 장면이 여전히 기억에 남는다")
+     for k, word in enumerate(["첫", "마지막", "전투", "이별", "재회", "추격", "고백", "결혼",
+                               "반전", "눈물", "웃음", "음악"])]
+
+WIKI = """<doc id="1" url="x" title="서울">
+서울
+
+서울은 대한민국의 수도이다. 한강이 서울을 가로지른다. 김연아는 2010년 밴쿠버 동계 올림픽에서 금메달을 땄다.
+서울에는 많은 사람이 산다.
+</doc>
+<doc id="2" url="x" title="부산">
+부산
+
+부산은 항구 도시이다. 해운대 해수욕장이 유명하다.
+부산 국제 영화제는 매년 가을에 열린다.
+</doc>
+<doc id="3" url="x" title="대전">
+대전
+
+대전은 과학 도시이다. 대전에는 연구소가 많다. 엑스포가 열렸던 도시이다.
+</doc>
+""" + "".join(f"""<doc id="{10 + k}" url="x" title="도시{k}">
+도시{k}
+
+도시{k}는 {k}번째로 큰 도시이다. 이 도시의 인구는 {k}만 명이다.
+도시{k}에는 오래된 시장과 새로운 공원이 함께 있다.
+</doc>
+""" for k in range(8))
+
+
+def make_shared_data(root: Path) -> Path:
+    """../shared/data in miniature: the files the study reads, in their original formats."""
+    fx.write_nsmc(root / "nsmc")
+    fx.write_klue_nli(root / "klue")
+    ner = fx.ner_tsv([*fx.NER, (LONG_EVAL, [(0, 3, "PS")])])
+    (root / "klue" / "klue-ner-v1.1_dev.tsv").write_text(ner, encoding="utf-8")
+    fx.write_klue_re(root / "klue-re")
+    (root / "nsmc-raw").mkdir(parents=True)
+    (root / "nsmc-raw" / "reviews.tsv.gz").write_bytes(gzip.compress(_reviews_tsv(REVIEWS)))
+    (root / "kowiki").mkdir()
+    (root / "kowiki" / "kowiki_text_AA.txt.gz").write_bytes(gzip.compress(WIKI.encode()))
+    return root
+
+
+def _lines(path: Path) -> list[str]:
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+# ------------------------------------------------------------------------------ corpora
+
+
+def test_text_key_ignores_spacing_punctuation_and_case():
+    assert text_key("영화가  정말 좋다!") == text_key("영화가 정말 좋다") == "영화가정말좋다"
+    assert text_key("ABC 1.5") == text_key("abc15")
+
+
+def test_deduper_drops_evaluation_texts_contained_texts_and_repeats():
+    dedup = Deduper(["영화가 정말 좋다", LONG_EVAL])
+    assert not dedup.keep("영화가 정말, 좋다")  # equal key
+    assert not dedup.keep(f"어제 {LONG_EVAL} 라고 들었다")  # contains a long evaluation text
+    assert dedup.keep("영화가 정말 좋다고 한다")  # contains a short one: kept (equality only)
+    assert not dedup.keep("영화가 정말 좋다고 한다")  # repeat
+    assert dedup.stats.evaluation == 2 and dedup.stats.repeated == 1
+
+
+def test_take_chars_is_exact_and_refuses_a_short_source():
+    docs = [["가나다라", "마바"], ["사아자"]]
+    assert take_chars(docs, 7, "x") == [["가나다라", "마바"], ["사"]]
+    with pytest.raises(HanlmError, match="only 9 characters"):
+        take_chars(docs, 10, "x")
+
+
+def test_corpora_have_equal_size_and_no_evaluation_text(tmp_path):
+    root = make_shared_data(tmp_path / "data")
+    report = build_corpora(Sources(root), tmp_path / "out", 120, seed=0, re_share=0.3)
+    review, general = tmp_path / "out" / "review.txt", tmp_path / "out" / "general.txt"
+    for path in (review, general):
+        assert sum(len(line) for line in _lines(path)) == 120
+    assert report["corpora"]["review"]["chars"] == report["corpora"]["general"]["chars"] == 120
+    texts = corpora_lib.evaluation_texts(Sources(root))
+    eval_keys = {text_key(t) for t in texts}
+    for path in (review, general):
+        for line in _lines(path):
+            assert text_key(line) not in eval_keys
+            assert text_key(LONG_EVAL) not in text_key(line)
+    reviews = review.read_text(encoding="utf-8")
+    assert "테스트 세트에 있다" not in reviews  # id 1000 is in ratings_test.txt
+    assert reviews.count("배우들의 연기가 훌륭했고") <= 1
+    dropped = report["corpora"]["review"]["dropped"]
+    assert dropped["test_ids"] == 1 and dropped["evaluation"] == 2 and dropped["repeated"] == 1
+    assert report["corpora"]["general"]["sources"]["klue_re"] > 0
+
+
+def test_corpora_refuse_a_target_beyond_the_source(tmp_path):
+    root = make_shared_data(tmp_path / "data")
+    with pytest.raises(HanlmError, match="review corpus has only"):
+        build_corpora(Sources(root), tmp_path / "out", 10_000)
+
+
+# ------------------------------------------------------------------------------ baseline
+
+
+def test_tfidf_baseline_learns_the_fixtures(tmp_path):
+    nsmc = get_task("nsmc")
+    files = fx.write_nsmc(tmp_path)
+    train = nsmc.read(files["train"], ReadOptions())
+    test = nsmc.read(files["dev"], ReadOptions())
+    assert run_baseline(nsmc, train, test)["accuracy"] == 100.0
+    ner = get_task("klue-ner")
+    examples = ner.read(fx.write_klue_ner(tmp_path)["train"], ReadOptions())
+    scores = run_baseline(ner, examples, examples)
+    assert scores["entity_f1"] > 50
+    nli = get_task("klue-nli")
+    examples = nli.read(fx.write_klue_nli(tmp_path)["train"], ReadOptions())
+    assert 0 <= run_baseline(nli, examples, examples)["accuracy"] <= 100
+
+
+# ------------------------------------------------------------------------------ the study
+
+
+def test_quick_plan_resolves_overrides():
+    plan = resolve(StudyConfig(quick=True, preset="mini", seeds=[3, 4]))
+    assert plan.mode == "quick" and plan.preset == "mini" and plan.seeds == (3, 4)
+    assert plan.target_chars == 2_000_000  # the quick default
+    assert len(run_specs(plan)) == 2 * 3 * (3 + 2)
+
+
+MICRO = dict(target_chars=150, vocab_size=200, pretrain_steps=4, pretrain_batch_size=4,
+             max_len=32, nsmc_train=0, nsmc_test=0, fractions=[0.25, 1.0], klue_split="1:0.34",
+             klue_limit=0, seeds=[1], finetune_epochs=1.0, finetune_min_steps=2,
+             preset="tiny", re_share=0.3, full_nsmc_baseline=True)
+
+
+@pytest.mark.slow
+def test_micro_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
+    root = make_shared_data(tmp_path / "data")
+    monkeypatch.setenv("HANLM_SHARED_DATA", str(root))
+    cfg = StudyConfig(work_dir=str(tmp_path / "work"), results=str(tmp_path / "results"),
+                      **MICRO)
+    assert run_study(cfg) == 0
+    results = json.loads((tmp_path / "results" / "results.json").read_text(encoding="utf-8"))
+    assert len(results["runs"]) == 3 * (3 + 1)
+    assert {r["model"] for r in results["runs"]} == {"review", "general", "random"}
+    assert results["pretraining"]["review"]["steps"] == 4
+    table = results["summary"]["table"]
+    assert set(table) == {"review", "general", "random", "tfidf"}
+    assert all(table[m]["nsmc"]["mean"] is not None for m in table)
+    for plot in ("pretraining_loss.png", "data_efficiency.png", "domain_heatmap.png"):
+        assert (tmp_path / "results" / plot).stat().st_size > 1000
+    printed = capsys.readouterr().out
+    assert "| review-pretrained |" in printed and "Goal:" in printed
+    # A second invocation finds every stage complete and recomputes nothing.
+    before = json.loads((tmp_path / "work" / "timings.json").read_text(encoding="utf-8"))
+    assert run_study(cfg) == 0
+    after = json.loads((tmp_path / "work" / "timings.json").read_text(encoding="utf-8"))
+    assert after == before
+    # Another plan in the same work directory is refused.
+    with pytest.raises(HanlmError, match="another plan"):
+        run_study(StudyConfig(work_dir=str(tmp_path / "work"), results=str(tmp_path / "r2"),
+                              **{**MICRO, "vocab_size": 300}))
+
+
+@pytest.mark.shared_data
+def test_evaluation_texts_of_the_shared_data(shared_data):
+    texts = corpora_lib.evaluation_texts(Sources(shared_data))
+    assert len(texts) == 50_000 + 2 * 3_000 + 5_000
+
+
+@pytest.mark.parametrize("name", ["study.yaml", "study-quick.yaml", "study-gpu.yaml"])
+def test_shipped_study_configs_load(name):
+    from hanlm import config
+
+    path = Path(__file__).resolve().parents[1] / "configs" / name
+    cfg = config.build(StudyConfig, config.read_yaml(path), source=str(path))
+    plan = resolve(cfg)
+    assert plan.seeds and plan.pretrain_steps > 0
+
+
+def test_explicit_configs_equal_the_built_in_modes():
+    from hanlm import config
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    for name, quick in (("study.yaml", False), ("study-quick.yaml", True)):
+        spelled = resolve(config.build(StudyConfig, config.read_yaml(root / name)))
+        assert spelled == resolve(StudyConfig(quick=quick))
