@@ -62,6 +62,7 @@ def first_lines(source: Path, out: Path, lines: int | None) -> Path:
     if lines is None:
         return source
     if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(".tmp")
         with gzip.open(source, "rb") as src, gzip.open(tmp, "wb", compresslevel=1) as dst:
             for k, line in enumerate(src):
@@ -72,14 +73,21 @@ def first_lines(source: Path, out: Path, lines: int | None) -> Path:
     return out
 
 
-def prepare(root: Path, *, reviews: int | None, tokenizer_texts: int, pairs: int, heldout_rows: int) -> Workspace:
+def prepare_tokenizer(root: Path, *, reviews: int | None, vocab_size: int, tokenizer_texts: int) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    tag = "all" if reviews is None else str(reviews)
-    corpus = first_lines(REVIEWS, root / f"reviews-{tag}.tsv.gz", reviews)
-    tok_dir = root / f"tok-{tag}"
+    corpus = first_lines(REVIEWS, root / f"reviews-{reviews or 'all'}.tsv.gz", reviews)
+    tok_dir = root / f"tok-{reviews or 'all'}-v{vocab_size}"
     if not (tok_dir / "tokenizer.json").is_file():
         train_tokenizer(TokenizerTrainConfig(corpus=[str(corpus)], out=str(tok_dir), max_texts=tokenizer_texts,
-                                             overwrite=True, reader=reader_config()))
+                                             vocab_size=vocab_size, overwrite=True, reader=reader_config()))
+    return tok_dir
+
+
+def prepare(root: Path, *, reviews: int | None, vocab_size: int, tokenizer_texts: int, pairs: int,
+            heldout_rows: int) -> Workspace:
+    tag = ("all" if reviews is None else str(reviews)) + f"-v{vocab_size}"
+    corpus = first_lines(REVIEWS, root / f"reviews-{reviews or 'all'}.tsv.gz", reviews)
+    tok_dir = prepare_tokenizer(root, reviews=reviews, vocab_size=vocab_size, tokenizer_texts=tokenizer_texts)
     data = root / f"data-{tag}"
     if not (data / "meta.json").is_file():
         build_dataset(DataBuildConfig(corpus=[str(corpus)], tokenizer=str(tok_dir), out=str(data),

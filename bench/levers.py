@@ -96,14 +96,14 @@ def make_step(variant: Variant, preset: str, vocab_size: int) -> Callable[[dict]
     return step
 
 
-def measure(data: str, preset: str, variants: list[Variant], *, batch_size: int, rounds: int) -> list[dict]:
+def measure(data: str, preset: str, variants: list[Variant], *, batch_size: int, rounds: int,
+            batches_per_round: int = 2) -> list[dict]:
     tok = KoreanTokenizer.load(f"{data}/tokenizer")
-    batches = {kind: make_batches(data, kind, batch_size=batch_size, count=4)
+    batches = {kind: make_batches(data, kind, batch_size=batch_size, count=batches_per_round)
                for kind in {v.batches for v in variants}}
     steps = [make_step(v, preset, tok.vocab_size) for v in variants]
     for v, step in zip(variants, steps, strict=True):  # warm-up (and compile)
-        for b in batches[v.batches][:2]:
-            step(b)
+        step(batches[v.batches][0])
     wall: list[list[float]] = [[] for _ in variants]
     cpu: list[list[float]] = [[] for _ in variants]
     for _ in range(rounds):

@@ -24,15 +24,17 @@ from pathlib import Path
 import numpy as np
 
 from bench import corpus
-from bench.common import Turns, machine, matmul_flops_per_second, write_json
+from bench.common import Turns, machine, write_json
 from bench.flops import Dims, step_flops
 from bench.systems import RunSpec, run_ceiling, worker
 from hanlm.model.presets import PRESETS
 
 logger = logging.getLogger(__name__)
 
-QUICK = {"reviews": 150_000, "tokenizer_texts": 100_000, "steps": {"mini": 40, "small": 16}, "eval_every": 8}
-FULL = {"reviews": None, "tokenizer_texts": 300_000, "steps": {"mini": 300, "small": 150}, "eval_every": 25}
+QUICK = {"reviews": 100_000, "tokenizer_texts": 50_000, "steps": {"mini": 20, "small": 8}, "eval_every": 4,
+         "heldout_rows": 64}
+FULL = {"reviews": None, "tokenizer_texts": 300_000, "steps": {"mini": 300, "small": 150}, "eval_every": 25,
+        "heldout_rows": 256}
 CEILING_N = 3072  # the ceiling's matrix size (large enough for the best GEMM rate here)
 
 
@@ -208,8 +210,8 @@ def plot(report: dict, path: Path) -> None:
     for ax, preset in zip(axes[0], presets, strict=True):
         r = report["presets"][preset]
         for name in ("baseline", "hanlm"):
-            sec, _, loss = loss_curve({"evals": r["raw"][name]["evals"], "batches": [{"lengths": [0]}] * r["raw"][name]["evals"][-1]["step"]})
-            ax.plot(sec, loss, marker="o", label=name)
+            evals = r["raw"][name]["evals"]
+            ax.plot([e["seconds"] for e in evals], [e["all"] for e in evals], marker="o", label=name)
         ax.axhline(r["time_to_loss"]["target_loss"], color="grey", linestyle=":", label="baseline's final loss")
         ax.set_title(f"{preset}: held-out MLM loss vs own wall time")
         ax.set_xlabel("seconds (training steps only)")
@@ -230,6 +232,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--eval-every", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--reviews", type=int, default=None, help="use the first N reviews (default per mode)")
+    parser.add_argument("--vocab-size", type=int, default=32000)
     parser.add_argument("--work", default="/tmp/hanlm-bench", help="work directory (corpus subset, tokenizer, data)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
@@ -238,14 +241,17 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.time()
     reviews = args.reviews if args.reviews is not None else mode["reviews"]
     steps = {p: args.steps or mode["steps"].get(p, 50) for p in args.presets}
-    ws = corpus.prepare(Path(args.work), reviews=reviews, tokenizer_texts=mode["tokenizer_texts"],
-                        pairs=max(steps.values()) * args.batch_size, heldout_rows=128)
+    ws = corpus.prepare(Path(args.work), reviews=reviews, vocab_size=args.vocab_size,
+                        tokenizer_texts=mode["tokenizer_texts"],
+                        pairs=max(steps.values()) * args.batch_size, heldout_rows=mode["heldout_rows"])
     from hanlm.tokenizer import KoreanTokenizer
 
     vocab = KoreanTokenizer.load(ws.tokenizer).vocab_size
     report = {"command": "python -m bench.pretrain " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
               "machine": machine(), "setup_seconds": None, "workspace": corpus.describe(ws), "presets": {}}
     report["setup_seconds"] = round(time.time() - started, 1)
+    out = Path(args.out)
+    name = "pretrain-quick" if args.quick else "pretrain"
     for preset in args.presets:
         eval_every = args.eval_every or mode["eval_every"]
         spec = dict(preset=preset, steps=steps[preset], eval_every=eval_every, batch_size=args.batch_size,
@@ -254,10 +260,9 @@ def main(argv: list[str] | None = None) -> dict:
         logger.info("%s: %d steps per system, held-out evaluation every %d", preset, steps[preset], eval_every)
         results = run_pair(spec, ceiling_every=15.0)
         report["presets"][preset] = preset_report(preset, results, vocab, warmup=min(3, steps[preset] // 5))
+        write_json(out / f"{name}.json", report)  # after each preset, so a long run keeps what it measured
     report["seconds"] = round(time.time() - started, 1)
     report["machine"]["load_average_1min_end"] = machine()["load_average_1min"]
-    out = Path(args.out)
-    name = "pretrain-quick" if args.quick else "pretrain"
     write_json(out / f"{name}.json", report)
     plot(report, out / f"{name}.png")
     print_report(report)

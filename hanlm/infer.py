@@ -43,11 +43,33 @@ def _quiet_transformers():
     from transformers.utils import logging as hf_logging
 
     previous = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         hf_logging.set_verbosity(previous)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """A pretraining export loaded as BertForMaskedLM has an unused NSP head and pooler, and
+    transformers prints a table about it on every load: silence it for this load only."""
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def fill_mask(model_dir: str | Path, texts: list[str], top_k: int = 5, *,
@@ -65,8 +87,9 @@ def fill_mask(model_dir: str | Path, texts: list[str], top_k: int = 5, *,
     safe = check_weights(model_dir, trust_pickle)  # pickle weights only with --trust-pickle
     if not safe:
         logger.warning("%s: loading pickle weights (--trust-pickle): this can run code", model_dir)
-    fill = pipeline("fill-mask", model=str(model_dir), tokenizer=str(model_dir), top_k=top_k,
-                    model_kwargs={"use_safetensors": safe})
+    with _quiet_transformers():
+        fill = pipeline("fill-mask", model=str(model_dir), tokenizer=str(model_dir), top_k=top_k,
+                        model_kwargs={"use_safetensors": safe})
     prepare = _pretokenizer(model_dir)
     results = []
     for text in texts:

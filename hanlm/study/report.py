@@ -218,8 +218,9 @@ def facts_markdown(results: dict) -> str:
                      f"{c['lines']:,} lines; dropped {c['dropped']}{extra}")
     for name, p in pre.items():
         ev = p["final_eval"] or {}
+        capped = " (stopped by the time cap)" if p["steps"] < plan["pretrain_steps"] else ""
         lines.append(f"- pretraining {name}: {plan['preset']}, {p['steps']} of "
-                     f"{plan['pretrain_steps']} steps in {p['seconds']:.0f} s; held-out MLM "
+                     f"{plan['pretrain_steps']} steps{capped} in {p['seconds']:.0f} s; held-out MLM "
                      f"accuracy {ev.get('mlm_accuracy', float('nan')) * 100:.1f}%, NSP accuracy "
                      f"{ev.get('nsp_accuracy', float('nan')) * 100:.1f}%")
     t = results["timings"]

@@ -1,0 +1,139 @@
+"""Data build speed and memory: `hanlm data build` against bare `tokenizers` encode_batch on the
+same review texts, at 1x and 4x corpus size, back to back in one run.
+
+    python -m bench.data_build --quick          # 1x = 25K reviews
+    python -m bench.data_build                  # 1x = 100K reviews
+    python -m bench.data_build --profile        # + where a one-process build spends its time
+
+Each measurement runs in its own process (peak RSS is its own; for hanlm, the build's worker
+processes are counted too). Speed is MB/s of UTF-8 review text (the same byte count for both);
+the bare baseline times only `Tokenizer.encode_batch` on texts already in memory, hanlm the
+whole build (read + normalise + group + tokenize + NSP pairs + write shards).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import corpus
+from bench.common import machine, write_json
+
+
+def child_bare(corpus_file: str, tokenizer: str) -> dict:
+    from tokenizers import Tokenizer
+
+    from hanlm.text import read_texts
+
+    texts = list(read_texts([corpus_file], corpus.reader_config()))
+    tok = Tokenizer.from_file(f"{tokenizer}/tokenizer.json")
+    start = time.perf_counter()
+    tok.encode_batch(texts, add_special_tokens=False)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "bytes": sum(len(t.encode()) for t in texts), "texts": len(texts)}
+
+
+def child_hanlm(corpus_file: str, tokenizer: str, out: str) -> dict:
+    from hanlm.data.build import DataBuildConfig, build_dataset
+
+    start = time.perf_counter()
+    build_dataset(DataBuildConfig(corpus=[corpus_file], tokenizer=tokenizer, out=out, overwrite=True,
+                                  reader=corpus.reader_config()))
+    return {"seconds": time.perf_counter() - start}
+
+
+def run_child(*args: str) -> dict:
+    """Run one measurement in a fresh process; add its peak RSS (itself, and its largest child)."""
+    out = subprocess.run([sys.executable, "-m", "bench.data_build", "--child", *args], capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def peak_memory() -> dict:
+    return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_children_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
+def profile_build(corpus_file: str, tokenizer: str, top: int = 15) -> dict:
+    """cProfile of a one-process build, summed per stage (by source file) and the top functions."""
+    from hanlm.data.build import DataBuildConfig, build_dataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prof = cProfile.Profile()
+        prof.enable()
+        build_dataset(DataBuildConfig(corpus=[corpus_file], tokenizer=tokenizer, out=f"{tmp}/d", workers=1,
+                                      reader=corpus.reader_config()))
+        prof.disable()
+    stats = pstats.Stats(prof)
+    stages = {"read + normalise + group (hanlm/text)": "hanlm/text/", "tokenize (hanlm/tokenizer)": "hanlm/tokenizer/",
+              "NSP pairs (hanlm/data/instances.py)": "hanlm/data/instances.py", "write shards": "hanlm/data/shards.py"}
+    by_stage = dict.fromkeys(stages, 0.0)
+    rows = []
+    for (file, line, name), (_, _, tottime, cumtime, _) in stats.stats.items():
+        rows.append((tottime, cumtime, f"{Path(file).name}:{line}({name})"))
+    for label, part in stages.items():
+        # the stage's own functions' cumulative time, without double counting nested calls
+        by_stage[label] = max((c for (f, _, _), (_, _, _, c, _) in stats.stats.items() if part in f), default=0.0)
+    rows.sort(reverse=True)
+    total = sum(r[0] for r in rows)
+    return {"total_seconds": total, "by_stage_cumulative_seconds": by_stage,
+            "top_functions": [{"tottime": t, "cumtime": c, "function": f} for t, c, f in rows[:top]]}
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--reviews", type=int, default=None, help="1x corpus size in reviews")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--work", default="/tmp/hanlm-bench")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        kind, *rest = args.child
+        result = child_bare(*rest) if kind == "bare" else child_hanlm(*rest)
+        print(json.dumps(result | peak_memory()))
+        return None
+    base = args.reviews or (25_000 if args.quick else 100_000)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    tok = corpus.prepare_tokenizer(work, reviews=base, vocab_size=32000, tokenizer_texts=base)
+    report = {"command": "python -m bench.data_build " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "machine": machine(), "sizes": {}}
+    for factor in (1, 4):
+        file = corpus.first_lines(corpus.REVIEWS, work / f"reviews-{base * factor}.tsv.gz", base * factor)
+        bare = run_child("bare", str(file), str(tok))
+        ours = run_child("hanlm", str(file), str(tok), str(work / f"build-{factor}x"))
+        mb = bare["bytes"] / 1e6
+        report["sizes"][f"{factor}x"] = {
+            "reviews": base * factor, "text_mb": mb,
+            "bare_mb_per_second": mb / bare["seconds"], "hanlm_mb_per_second": mb / ours["seconds"],
+            "hanlm_over_bare": bare["seconds"] / ours["seconds"],
+            "bare_peak_rss_mb": bare["peak_rss_mb"],
+            "hanlm_peak_rss_mb": ours["peak_rss_mb"], "hanlm_worker_peak_rss_mb": ours["peak_rss_children_mb"],
+        }
+        print(f"{factor}x ({mb:.1f} MB of text): bare encode_batch {mb / bare['seconds']:.2f} MB/s, "
+              f"hanlm data build {mb / ours['seconds']:.2f} MB/s = {bare['seconds'] / ours['seconds']:.0%} of bare; "
+              f"peak RSS bare {bare['peak_rss_mb']:.0f} MB, hanlm {ours['peak_rss_mb']:.0f} MB "
+              f"(+ workers {ours['peak_rss_children_mb']:.0f} MB each at most)")
+    if args.profile:
+        file = work / f"reviews-{base}.tsv.gz"
+        report["profile_1x_one_process"] = prof = profile_build(str(file), str(tok))
+        print(f"profile (1 process, {prof['total_seconds']:.1f} s):")
+        for stage, sec in prof["by_stage_cumulative_seconds"].items():
+            print(f"  {stage:<42} {sec:6.1f} s")
+    name = "data_build-quick" if args.quick else "data_build"
+    write_json(Path(args.out) / f"{name}.json", report)
+    return report
+
+
+if __name__ == "__main__":
+    main()

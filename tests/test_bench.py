@@ -1,0 +1,62 @@
+"""Smoke test of the benchmark code paths (bench/) on tiny sizes: the figures are not checked,
+only that every system runs, every metric is computed and the report is written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench.flops import Dims, step_flops
+
+
+def test_useful_flops_count_real_tokens_and_masked_positions_only():
+    dims = Dims(layers=2, hidden=8, intermediate=32, vocab=100)
+    lengths = np.array([10, 4])
+    dense, useful = step_flops(dims, lengths, masked=2, width=10, head_positions=20)
+    sparse, useful_again = step_flops(dims, lengths, masked=2, width=10, head_positions=2)
+    assert useful == useful_again
+    assert useful < sparse < dense
+    unpadded, _ = step_flops(dims, np.array([10, 10]), masked=2, width=10, head_positions=2)
+    assert unpadded == pytest.approx(3 * (20 * dims.per_token() + 2 * dims.attention(10) + 2 * dims.head_per_prediction()))
+
+
+@pytest.mark.usefixtures("shared_data")
+def test_pretrain_bench_runs_both_systems_end_to_end(tmp_path):
+    from bench import pretrain
+
+    report = pretrain.main(["--quick", "--presets", "tiny", "--steps", "3", "--eval-every", "2",
+                            "--reviews", "1500", "--vocab-size", "600", "--work", str(tmp_path / "work"),
+                            "--out", str(tmp_path / "out")])
+    saved = json.loads((tmp_path / "out" / "pretrain-quick.json").read_text())
+    assert (tmp_path / "out" / "pretrain-quick.png").is_file()
+    tiny = saved["presets"]["tiny"]
+    for name in ("baseline", "hanlm"):
+        metrics = tiny["systems"][name]
+        assert metrics["steps"] == 3 and metrics["real_tokens_per_second"] > 0
+        assert 0 < metrics["useful_mfu"] and metrics["peak_rss_mb"] > 0
+        assert [e["step"] for e in tiny["raw"][name]["evals"]] == [0, 2, 3]
+    assert tiny["systems"]["baseline"]["padding_fraction"] > tiny["systems"]["hanlm"]["padding_fraction"]
+    assert tiny["ceiling_samples"] and report["presets"]["tiny"]["ratios_hanlm_over_baseline"]
+
+
+def test_length_buckets_keep_every_sample_once_per_epoch_and_cut_padding():
+    """The bench reads hanlm's batches back from `global_batch`; bucketing must stay a pure
+    function of (seed, step) that visits each sample once per epoch."""
+    from hanlm.data.batches import global_batch
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 129, size=32 * 64)
+    n, size = lengths.size, 32
+    seen = np.concatenate([global_batch(s, size, n, 7, lengths=lengths, bucket_steps=16)[0] for s in range(64)])
+    assert sorted(seen) == list(range(n))
+    again = global_batch(37, size, n, 7, lengths=lengths, bucket_steps=16)[0]
+    assert np.array_equal(again, seen[37 * size : 38 * size])
+
+    def padding(bucket_steps):
+        widths = [lengths[global_batch(s, size, n, 7, lengths=lengths, bucket_steps=bucket_steps)[0]].max()
+                  for s in range(64)]
+        return 1 - lengths.sum() / (size * sum(widths))
+
+    assert padding(16) < padding(1) / 3
