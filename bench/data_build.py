@@ -1,8 +1,8 @@
 """Data build speed and memory: `hanlm data build` against bare `tokenizers` encode_batch on the
 same review texts, at 1x and 4x corpus size, back to back in one run.
 
-    python -m bench.data_build --quick          # 1x = 25K reviews
-    python -m bench.data_build                  # 1x = 100K reviews
+    python -m bench.data_build --quick          # 1x = 25K reviews (both sizes under one chunk)
+    python -m bench.data_build                  # 1x = 170K reviews (~1 chunk), 4x = 680K (~4)
     python -m bench.data_build --profile        # + where a one-process build spends its time
 
 Each measurement runs in its own process (peak RSS is its own; for hanlm, the build's worker
@@ -102,7 +102,9 @@ def main(argv: list[str] | None = None) -> dict | None:
         result = child_bare(*rest) if kind == "bare" else child_hanlm(*rest)
         print(json.dumps(result | peak_memory()))
         return None
-    base = args.reviews or (25_000 if args.quick else 100_000)
+    # A build holds one chunk (--chunk-chars, 4M characters ~ 170K reviews) per worker: memory
+    # can only be shown flat with sizes of one chunk and more.
+    base = args.reviews or (25_000 if args.quick else 170_000)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     tok = corpus.prepare_tokenizer(work, reviews=base, vocab_size=32000, tokenizer_texts=base)

@@ -133,13 +133,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", default="mini")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--batches", type=int, default=2, help="batches per variant per round")
     parser.add_argument("--only", nargs="*", help="variant names (substrings) to keep besides the reference")
     parser.add_argument("--out", default=None, help="write the rows as JSON here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     variants = VARIANTS if not args.only else [VARIANTS[0]] + [
         v for v in VARIANTS[1:] if any(s in v.name for s in args.only)]
-    rows = measure(args.data, args.preset, variants, batch_size=args.batch_size, rounds=args.rounds)
+    rows = measure(args.data, args.preset, variants, batch_size=args.batch_size, rounds=args.rounds,
+                   batches_per_round=args.batches)
     print(f"{args.preset}, batch {args.batch_size}, {args.rounds} interleaved rounds; {machine()}")
     for r in rows:
         print(f"  {r['variant']:<40} {r['tokens_per_second']:8.0f} real tok/s   x{r['speedup_wall']:.2f} wall"

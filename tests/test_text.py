@@ -221,6 +221,15 @@ def test_exclude_ids_one_a_line_applies_to_document_ids(tmp_path):
     assert stats.excluded_documents == 1
 
 
+def test_record_ids_do_not_exclude_groups_with_the_same_value(tmp_path):
+    """nsmc-raw: movie ids and review ids share a number space; --id-column names records."""
+    corpus = write(tmp_path / "r.tsv", "review_id\tmovie_id\treview\n7\t11\t남김\n11\t7\t뺌\n12\t7\t남김 둘\n")
+    ids = write(tmp_path / "ids.txt", "11\n")
+    got = docs(corpus, text_column="review", group_column="movie_id", id_column="review_id",
+               exclude_ids=[ids])
+    assert sorted((d.id, tuple(d.sentences)) for d in got) == [("11", ("남김",)), ("7", ("남김 둘",))]
+
+
 def test_exclude_ids_without_an_id_column_is_refused(tmp_path):
     ids = write(tmp_path / "ids.txt", "1\n")
     corpus = write(tmp_path / "c.tsv", "id\ttext\n1\t가\n")

@@ -301,7 +301,9 @@ def plot_domain(results: dict, path: Path) -> None:
     for i in range(2):
         for j in range(2):
             text = "–" if np.isnan(grid[i, j]) else f"{grid[i, j]:+.1f}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=14)
+            dark = np.isfinite(grid[i, j]) and abs(grid[i, j]) > 0.6 * limit
+            ax.text(j, i, text, ha="center", va="center", fontsize=14,
+                    color="white" if dark else "black")
     ax.set_xticks([0, 1], ["NSMC\n(review)", "KLUE-NLI + NER\n(general)"])
     ax.set_yticks([0, 1], ["review-\npretrained", "general-\npretrained"])
     ax.set(xlabel="task domain", ylabel="pretraining domain",

@@ -118,8 +118,7 @@ def build_task(name: str, options: DataOptions, labels: tuple[str, ...] | None =
     )
 
 
-def read_examples(task: Task, path: str | Path, options: DataOptions, read: ReadOptions
-                  ) -> list[Any]:
+def read_examples(task: Task, path: str | Path, read: ReadOptions) -> list[Any]:
     examples = task.read(Path(path), read)
     logger.info("%s: %d examples", path, len(examples))
     if not examples:
@@ -259,7 +258,7 @@ def _train_and_dev(task: Task, cfg: FinetuneConfig, read: ReadOptions
     file is read after: a dev label outside the training labels is then an error.
     """
     opts = cfg.options
-    examples = read_examples(task, cfg.train, opts, read)
+    examples = read_examples(task, cfg.train, read)
     labels = task.infer_labels(examples)
     if labels != task.labels:
         logger.info("labels inferred from %s: %s", cfg.train, ", ".join(labels))
@@ -273,7 +272,7 @@ def _train_and_dev(task: Task, cfg: FinetuneConfig, read: ReadOptions
                     len(train_ex), len(dev_ex))
     else:
         train_ex = examples
-        dev_ex = read_examples(task, cfg.dev, opts, read) if cfg.dev else []
+        dev_ex = read_examples(task, cfg.dev, read) if cfg.dev else []
     return _limit(train_ex, opts.limit), _limit(dev_ex, opts.limit), task
 
 
@@ -309,7 +308,7 @@ def evaluate(cfg: EvaluateConfig) -> int:
     opts = cfg.options
     task, model, tokenizer = _load_finetuned(cfg.task, cfg.model, opts)
     read = ReadOptions(encoding=opts.encoding, on_error=opts.on_error)
-    examples = held_out_part(task, read_examples(task, cfg.data, opts, read), opts)
+    examples = held_out_part(task, read_examples(task, cfg.data, read), opts)
     features = task.encode(examples, tokenizer, opts.max_len)
     start = time.perf_counter()
     predictions = run_inference(task, model, tokenizer, examples, features, cfg.batch_size,
@@ -335,7 +334,7 @@ def predict(cfg: PredictConfig) -> int:
     opts = cfg.options
     task, model, tokenizer = _load_finetuned(cfg.task, cfg.model, opts)
     read = ReadOptions(encoding=opts.encoding, on_error=opts.on_error, require_labels=False)
-    examples = held_out_part(task, read_examples(task, cfg.input, opts, read), opts)
+    examples = held_out_part(task, read_examples(task, cfg.input, read), opts)
     features = task.encode(examples, tokenizer, opts.max_len)
     predictions = run_inference(task, model, tokenizer, examples, features, cfg.batch_size,
                                 progress=True)

@@ -238,9 +238,12 @@ def _read_file(
     fmt, lines = _format_and_lines(path, cfg)
     if exclude:
         _check_ids_available(fmt, cfg, path)
-    docs = _drop_excluded_documents(
-        _raw_documents(fmt, path, lines, cfg, exclude, stats), exclude, stats
-    )
+    docs = _raw_documents(fmt, path, lines, cfg, exclude, stats)
+    if fmt == "wiki" or (cfg.group_column and not cfg.id_column):
+        # Ids name documents (wiki ids, or groups when there are no record ids). With
+        # --id-column they name records only: a group value (e.g. a movie id) is another
+        # namespace, and matching it would drop whole movies whose id equals a review id.
+        docs = _drop_excluded_documents(docs, exclude, stats)
     if cfg.split_sentences:
         docs = _split_in_batches(docs)
     for doc in docs:
