@@ -386,8 +386,7 @@ CASES: list[Case] = [
     Case("task-ner-i-after-o", "BIO tag I- after O",
          lambda ws, d: finetune(ws, d, "klue-ner", write(d / "ner.tsv", _ner(
              ["이\tO", "순\tI-PS", "신\tI-PS"]))),
-         ("ner.tsv:3", "I-PS"), absent="out/metrics.json",
-         xfail="tasks: klue-ner accepts an I- tag after O (no check in hanlm/tasks/ner.py)"),
+         ("ner.tsv:3", "I-PS"), absent="out/metrics.json"),
     Case("task-answer-mismatch", "MRC answer text not at answer_start",
          lambda ws, d: finetune(ws, d, "korquad", write(d / "kq.json", _squad(3))),
          ("kq.json", "does not match the context"), absent="out/metrics.json"),
@@ -399,13 +398,11 @@ CASES: list[Case] = [
          ("re.csv:2", "out of range"), absent="out/metrics.json"),
     Case("task-duplicate-ids", "two records with the same id",
          lambda ws, d: finetune(ws, d, "nsmc", write(d / "t.txt", _nsmc(["1\t좋다\t1", "1\t싫다\t0"]))),
-         ("t.txt:3", "duplicate", "'1'"), absent="out/metrics.json",
-         xfail="tasks: duplicate example ids are not detected (hanlm/tasks readers)"),
+         ("t.txt:3", "duplicate", "'1'"), absent="out/metrics.json"),
     Case("task-max-len-above-positions", "`finetune --max-len 1024` with a 512-position model",
          lambda ws, d: finetune(ws, d, "nsmc", write(d / "t.txt", _nsmc(["1\t좋다\t1", "2\t싫다\t0"])),
                                 "--max-len", "1024"),
-         ("1024", "512"), absent="out/metrics.json",
-         xfail="tasks: --max-len is not checked against the model's max_position_embeddings"),
+         ("1024", "512"), absent="out/metrics.json"),
 ]
 
 

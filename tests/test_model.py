@@ -1,5 +1,6 @@
 """The sparse MLM loss must equal the plain Hugging Face loss: speed never changes learning."""
 
+import pytest
 import torch
 from transformers import BertForPreTraining
 
@@ -25,8 +26,9 @@ def _batch(vocab=300, batch=4, length=24, seed=0):
     return masked, types, attention, labels, nsp
 
 
-def test_sparse_loss_and_gradients_match_transformers():
-    config = build_bert_config("tiny", vocab_size=300, dropout=0.0)
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])  # hanlm pretrains with eager on CPU, SDPA on CUDA
+def test_sparse_loss_and_gradients_match_transformers(attn):
+    config = build_bert_config("tiny", vocab_size=300, dropout=0.0, attn_implementation=attn)
     torch.manual_seed(0)
     reference = BertForPreTraining(config)
     ours = PretrainingModel(BertForPreTraining(config))

@@ -89,12 +89,18 @@ def _check_korean(tokenizer: Any, directory: Path) -> None:
 
 
 def load_model(directory: Path, head: str, model_kwargs: dict[str, Any], *,
-               trust_pickle: bool = False) -> PreTrainedModel:
+               trust_pickle: bool = False, max_len: int | None = None) -> PreTrainedModel:
+    """Load a head for `directory`; refuse inputs longer than its position embeddings."""
     safe = check_weights(directory, trust_pickle)
     try:
-        return HEADS[head].from_pretrained(directory, use_safetensors=safe, **model_kwargs)
+        model = HEADS[head].from_pretrained(directory, use_safetensors=safe, **model_kwargs)
     except (OSError, ValueError) as e:
         raise HanlmError(f"cannot load the model: {e}", path=str(directory)) from None
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if max_len is not None and positions is not None and max_len > positions:
+        raise HanlmError(f"--max-len {max_len} is longer than the model's {positions} position "
+                         f"embeddings; use --max-len {positions} or less", path=str(directory))
+    return model
 
 
 def task_kwargs_from_model(directory: Path) -> dict[str, Any]:

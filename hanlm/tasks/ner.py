@@ -101,6 +101,11 @@ class TokenTask:
         elif tag is not None and tag not in self.labels:
             s.error = HanlmError(f"tag {tag!r} is not in the label set ({', '.join(self.labels)})"
                                  f" (sentence {s.id})", path=str(path), line=number)
+        elif tag is not None and tag.startswith("I-") and _previous_type(s) != tag[2:]:
+            s.error = HanlmError(
+                f"tag {tag!r} continues an entity that never began (after "
+                f"{s.tags[-1] if s.tags else 'the sentence start'}; BIO entities start with "
+                f"B-{tag[2:]}) (sentence {s.id})", path=str(path), line=number)
         else:
             s.chars.append(char)
             s.tags.append(tag)  # type: ignore[arg-type]
@@ -205,3 +210,9 @@ def entity_spans(text: str, tags: Sequence[str]) -> list[dict[str, Any]]:
     for span in spans:
         span["text"] = text[span["start"] : span["end"]]
     return spans
+
+
+def _previous_type(s: _Sentence) -> str | None:
+    """Entity type of the sentence's last tag (None for O or at the start)."""
+    last = s.tags[-1] if s.tags else None
+    return last[2:] if last and last[:2] in ("B-", "I-") else None

@@ -123,7 +123,22 @@ def read_examples(task: Task, path: str | Path, read: ReadOptions) -> list[Any]:
     logger.info("%s: %d examples", path, len(examples))
     if not examples:
         raise HanlmError("no examples read", path=str(path))
+    _check_unique_ids(examples, path)
     return examples
+
+
+def _check_unique_ids(examples: list[Any], path: str | Path) -> None:
+    """Predictions are keyed by example id: two records with one id would be scored as one."""
+    first_line: dict[str, int | None] = {}
+    for example in examples:
+        key = getattr(example, "id", None)
+        if key is None:
+            continue
+        line = getattr(example, "line", None)
+        if key in first_line:
+            where = f" (first at line {first_line[key]})" if first_line[key] else ""
+            raise HanlmError(f"duplicate id {key!r}{where}", path=str(path), line=line)
+        first_line[key] = line
 
 
 def held_out_part(task: Task, examples: list[Any], opts: DataOptions) -> list[Any]:
@@ -196,7 +211,7 @@ def finetune(cfg: FinetuneConfig) -> int:
     set_seed(cfg.loop.seed)
     model = load_model(model_dir, task.head, {**task.model_kwargs(),
                                               "ignore_mismatched_sizes": True},
-                       trust_pickle=opts.trust_pickle)
+                       trust_pickle=opts.trust_pickle, max_len=opts.max_len)
     add_special_tokens(task, tokenizer, model)
     train_features = task.encode(train_ex, tokenizer, opts.max_len)
     dev_features = task.encode(dev_ex, tokenizer, opts.max_len) if dev_ex else []
@@ -297,7 +312,8 @@ def _load_finetuned(name: str, model_path: str, opts: DataOptions) -> tuple[Task
                              path=str(model_dir))
         task = build_task(name, opts, labels=labels)
     tokenizer = load_tokenizer(model_dir)
-    model = load_model(model_dir, task.head, {}, trust_pickle=opts.trust_pickle)
+    model = load_model(model_dir, task.head, {}, trust_pickle=opts.trust_pickle,
+                       max_len=opts.max_len)
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         raise HanlmError("the tokenizer has more tokens than the model's embeddings",
                          path=str(model_dir))
