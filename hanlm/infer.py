@@ -76,7 +76,7 @@ def fill_mask(model_dir: str | Path, texts: list[str], top_k: int = 5, *,
               trust_pickle: bool = False) -> list[list[dict]]:
     from transformers import pipeline
 
-    from hanlm.tasks.modeling import check_weights
+    from hanlm.model.weights import check_weights
 
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():

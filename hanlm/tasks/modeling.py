@@ -22,6 +22,7 @@ from transformers import (
 
 from hanlm import atomic
 from hanlm.errors import HanlmError
+from hanlm.model.weights import check_weights
 from hanlm.tasks.base import HEAD_PIPELINES
 
 logger = logging.getLogger(__name__)
@@ -32,8 +33,6 @@ HEADS: dict[str, Any] = {
     "question-answering": AutoModelForQuestionAnswering,
 }
 
-_PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
-_SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 
 
 def resolve_model_dir(path: str | Path) -> Path:
@@ -46,22 +45,6 @@ def resolve_model_dir(path: str | Path) -> Path:
     if not path.exists():
         raise HanlmError("model directory not found", path=str(path))
     raise HanlmError("not a Hugging Face model directory (no config.json)", path=str(path))
-
-
-def check_weights(directory: Path, trust_pickle: bool) -> bool:
-    """True when the weights are safetensors; pickle weights need ``trust_pickle``."""
-    if any((directory / name).is_file() for name in _SAFE_WEIGHTS):
-        return True
-    if any((directory / name).is_file() for name in _PICKLE_WEIGHTS):
-        if not trust_pickle:
-            raise HanlmError(
-                "the weights are a pickle file (pytorch_model.bin), which can run arbitrary "
-                "code when loaded; convert them to model.safetensors, or pass --trust-pickle if "
-                "you trust their source",
-                path=str(directory),
-            )
-        return False
-    raise HanlmError("no weights found (expected model.safetensors)", path=str(directory))
 
 
 def load_tokenizer(directory: Path) -> Any:

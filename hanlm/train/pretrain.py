@@ -189,7 +189,7 @@ def _load_init_from(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict):
     --trust-pickle), another tokenizer, or fewer positions than the data's sequences."""
     from transformers import BertForPreTraining
 
-    from hanlm.tasks.modeling import check_weights
+    from hanlm.model.weights import check_weights
 
     directory = Path(cfg.init_from)
     if not (directory / "config.json").is_file():
