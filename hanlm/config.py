@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
 
+from hanlm import atomic
 from hanlm.errors import HanlmError
 
 T = TypeVar("T")
@@ -223,9 +224,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 def save(cfg: Any, path: str | Path) -> None:
     """Write the fully resolved config as YAML (readable back with ``--config``)."""
-    Path(path).write_text(
-        yaml.safe_dump(to_dict(cfg), allow_unicode=True, sort_keys=False), encoding="utf-8"
-    )
+    atomic.write_text(path, yaml.safe_dump(to_dict(cfg), allow_unicode=True, sort_keys=False))
 
 
 def fingerprint(obj: Any) -> str:

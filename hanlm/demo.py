@@ -35,7 +35,7 @@ DEFAULT_PROMPTS = [
 @dataclass
 class DemoConfig:
     out: str = opt("demo-output", "working directory for every stage's output")
-    minutes: float = opt(4.0, "pretraining time budget", min=0, exclusive_min=True)
+    minutes: float = opt(5.0, "pretraining time budget", min=0, exclusive_min=True)
     max_steps: int = opt(3000, "pretraining step cap", min=1)
     preset: Literal["tiny", "mini", "small"] = opt("tiny", "model size")
     vocab_size: int = opt(4000, "WordPiece vocabulary size", min=100)
