@@ -38,24 +38,6 @@ def _pretokenizer(model_dir: Path):
 
 @contextlib.contextmanager
 def _quiet_transformers():
-    """A pretraining export loaded as BertForMaskedLM has an unused NSP head and pooler;
-    transformers prints a table about it on every load. Silence that for our own loads."""
-    from transformers.utils import logging as hf_logging
-
-    previous = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(previous)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
-@contextlib.contextmanager
-def _quiet_transformers():
     """A pretraining export loaded as BertForMaskedLM has an unused NSP head and pooler, and
     transformers prints a table about it on every load: silence it for this load only."""
     from transformers.utils import logging as hf_logging
