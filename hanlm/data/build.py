@@ -33,6 +33,7 @@ from hanlm.data.shards import write_shard
 from hanlm.errors import HanlmError
 from hanlm.text import CorpusConfig, Document, read_documents
 from hanlm.tokenizer import KoreanTokenizer
+from hanlm.tokenizer import format as tokenizer_files
 
 logger = logging.getLogger(__name__)
 
@@ -214,9 +215,7 @@ def build_dataset(cfg: DataBuildConfig) -> Path:
     tok_copy = out / "tokenizer"
     if not tok_copy.is_dir():
         with atomic.directory(tok_copy) as tmp:
-            for f in Path(cfg.tokenizer).iterdir():
-                if f.is_file():
-                    shutil.copy2(f, tmp / f.name)
+            tokenizer_files.copy_files(Path(cfg.tokenizer), tmp)
     workers = cfg.workers or os.cpu_count() or 1
     documents = read_documents(cfg.corpus, cfg.reader)
     chunks = chunk_documents(documents, cfg.chunk_chars)

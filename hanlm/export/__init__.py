@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,15 +19,10 @@ from hanlm import atomic
 from hanlm.config import opt
 from hanlm.errors import HanlmError
 from hanlm.export.card import pretraining_card
+from hanlm.tokenizer import format as tokenizer_files
 from hanlm.train.checkpoint import resolve_checkpoint
 
 logger = logging.getLogger(__name__)
-
-TOKENIZER_FILES = (
-    "tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
-    "hanlm_tokenizer.json",
-)
-
 
 @dataclass
 class ExportConfig:
@@ -83,9 +77,7 @@ def export_model(cfg: ExportConfig) -> Path:
     name = cfg.name or out.name
     with atomic.directory(out) as tmp:
         model.save_pretrained(tmp)
-        for f in TOKENIZER_FILES:
-            if (tok_dir / f).is_file():
-                shutil.copy2(tok_dir / f, tmp / f)
+        tokenizer_files.copy_files(tok_dir, tmp)
         card = pretraining_card(
             name=name, config=model.config, parameters=sum(p.numel() for p in model.parameters()),
             run=run, state=state, tokenizer_meta=tokenizer_meta,

@@ -303,7 +303,7 @@ def random_stage(plan: Plan, *, cached: bool) -> Path:
     import torch
     from transformers import BertConfig, BertForPreTraining
 
-    from hanlm.export import TOKENIZER_FILES
+    from hanlm.tokenizer import format as tokenizer_files
 
     reference, out = plan.work / "model-review", plan.work / "model-random"
     if not cached:
@@ -311,9 +311,7 @@ def random_stage(plan: Plan, *, cached: bool) -> Path:
         model = BertForPreTraining(BertConfig.from_pretrained(reference))
         with atomic.directory(out) as tmp:
             model.save_pretrained(tmp)
-            for f in TOKENIZER_FILES:
-                if (reference / f).is_file():
-                    shutil.copy2(reference / f, tmp / f)
+            tokenizer_files.copy_files(reference, tmp)
     return out
 
 

@@ -6,7 +6,9 @@ Shared by training (which writes a directory) and :class:`KoreanTokenizer` (whic
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Iterable
+from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
@@ -20,6 +22,13 @@ SPECIAL_TOKENS_FILE = "special_tokens_map.json"
 META_FILE = "hanlm_tokenizer.json"
 FILES = (TOKENIZER_FILE, VOCAB_FILE, CONFIG_FILE, SPECIAL_TOKENS_FILE, META_FILE)
 CONTINUATION = "##"
+
+
+def copy_files(source: Path, target: Path) -> None:
+    """Copy the tokenizer files of `source` (those present) into the directory `target`."""
+    for name in FILES:
+        if (source / name).is_file():
+            shutil.copy2(source / name, target / name)
 
 
 def new_normalizer() -> normalizers.Normalizer:

@@ -35,6 +35,7 @@ from hanlm.errors import HanlmError
 from hanlm.model.bert import PretrainingModel, build_bert_config, new_pretraining_model
 from hanlm.model.presets import PRESETS
 from hanlm.tokenizer import KoreanTokenizer
+from hanlm.tokenizer import format as tokenizer_files
 from hanlm.train.checkpoint import latest_checkpoint, restore_rng, save_checkpoint
 from hanlm.train.log import MetricsLog
 from hanlm.train.optim import OptimConfig, build_optimizer, build_scheduler
@@ -153,9 +154,7 @@ def _write_run_files(out: Path, cfg: PretrainConfig, identity: dict, meta: dict,
     config_lib.save(cfg, out / "config.yaml")
     if not (out / "tokenizer").is_dir():
         with atomic.directory(out / "tokenizer") as tmp:
-            for f in tok_dir.iterdir():
-                if f.is_file():
-                    shutil.copy2(f, tmp / f.name)
+            tokenizer_files.copy_files(tok_dir, tmp)
     run = {
         "hanlm_version": __version__,
         "identity": identity,
