@@ -3,7 +3,7 @@ same review texts, at 1x and 4x corpus size, back to back in one run.
 
     python -m bench.data_build --quick          # 1x = 25K reviews (both sizes under one chunk)
     python -m bench.data_build                  # 1x = 170K reviews (~1 chunk), 4x = 680K (~4)
-    python -m bench.data_build --profile        # + where a one-process build spends its time
+    python -m bench.data_build --profile        # + where a one-process build spends its CPU time
 
 Each measurement runs in its own process (peak RSS is its own; for hanlm, the build's worker
 processes are counted too). Speed is MB/s of UTF-8 review text (the same byte count for both);
@@ -35,19 +35,28 @@ def child_bare(corpus_file: str, tokenizer: str) -> dict:
 
     texts = list(read_texts([corpus_file], corpus.reader_config()))
     tok = Tokenizer.from_file(f"{tokenizer}/tokenizer.json")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     tok.encode_batch(texts, add_special_tokens=False)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "bytes": sum(len(t.encode()) for t in texts), "texts": len(texts)}
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds() - cpu,
+            "bytes": sum(len(t.encode()) for t in texts), "texts": len(texts)}
 
 
 def child_hanlm(corpus_file: str, tokenizer: str, out: str) -> dict:
     from hanlm.data.build import DataBuildConfig, build_dataset
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     build_dataset(DataBuildConfig(corpus=[corpus_file], tokenizer=tokenizer, out=out, overwrite=True,
                                   reader=corpus.reader_config()))
-    return {"seconds": time.perf_counter() - start}
+    return {"seconds": time.perf_counter() - start, "cpu_seconds": cpu_seconds() - cpu}
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (all its threads) and of its finished children
+    (the build's worker processes): on a loaded machine, the measure that other processes
+    barely move."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def run_child(*args: str) -> dict:
@@ -63,11 +72,14 @@ def peak_memory() -> dict:
 
 
 def profile_build(corpus_file: str, tokenizer: str, top: int = 15) -> dict:
-    """cProfile of a one-process build, summed per stage (by source file) and the top functions."""
+    """cProfile of a one-process build, summed per stage (by source file) and the top functions.
+
+    Timed in CPU seconds of the process (time.process_time), not wall time: on a loaded machine
+    wall time mostly measures the other processes."""
     from hanlm.data.build import DataBuildConfig, build_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
-        prof = cProfile.Profile()
+        prof = cProfile.Profile(time.process_time)
         prof.enable()
         build_dataset(DataBuildConfig(corpus=[corpus_file], tokenizer=tokenizer, out=f"{tmp}/d", workers=1,
                                       reader=corpus.reader_config()))
@@ -119,17 +131,21 @@ def main(argv: list[str] | None = None) -> dict | None:
             "reviews": base * factor, "text_mb": mb,
             "bare_mb_per_second": mb / bare["seconds"], "hanlm_mb_per_second": mb / ours["seconds"],
             "hanlm_over_bare": bare["seconds"] / ours["seconds"],
+            "bare_cpu_seconds": bare["cpu_seconds"], "hanlm_cpu_seconds": ours["cpu_seconds"],
+            "hanlm_over_bare_cpu": bare["cpu_seconds"] / ours["cpu_seconds"],
             "bare_peak_rss_mb": bare["peak_rss_mb"],
             "hanlm_peak_rss_mb": ours["peak_rss_mb"], "hanlm_worker_peak_rss_mb": ours["peak_rss_children_mb"],
         }
         print(f"{factor}x ({mb:.1f} MB of text): bare encode_batch {mb / bare['seconds']:.2f} MB/s, "
               f"hanlm data build {mb / ours['seconds']:.2f} MB/s = {bare['seconds'] / ours['seconds']:.0%} of bare; "
+              f"CPU-s bare {bare['cpu_seconds']:.2f}, hanlm {ours['cpu_seconds']:.2f} "
+              f"= {bare['cpu_seconds'] / ours['cpu_seconds']:.0%}; "
               f"peak RSS bare {bare['peak_rss_mb']:.0f} MB, hanlm {ours['peak_rss_mb']:.0f} MB "
               f"(+ workers {ours['peak_rss_children_mb']:.0f} MB each at most)")
     if args.profile:
         file = work / f"reviews-{base}.tsv.gz"
         report["profile_1x_one_process"] = prof = profile_build(str(file), str(tok))
-        print(f"profile (1 process, {prof['total_seconds']:.1f} s):")
+        print(f"profile (1 process, {prof['total_seconds']:.1f} CPU-s):")
         for stage, sec in prof["by_stage_cumulative_seconds"].items():
             print(f"  {stage:<42} {sec:6.1f} s")
     name = "data_build-quick" if args.quick else "data_build"

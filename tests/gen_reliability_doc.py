@@ -50,6 +50,11 @@ def render(cases, observed: dict[str, str], faults: dict[str, tuple[str, str]],
     out += ["", f"{refused} inputs refused with a one-line error, "
             f"{sum(1 for c in cases if c.ok)} handled, "
             f"{sum(1 for c in cases if c.xfail)} known gaps (xfail, strict).", "",
+            "`--on-error skip` (corpus readers of `tokenizer train` and `data build`, as in "
+            "`finetune`/`evaluate`/`predict`): a bad record (an undecodable line, malformed JSON, "
+            "a missing field, a wrong field count, wiki text outside a `<doc>`) is left out, "
+            "counted in the output's metadata and listed in `OUT/skipped.jsonl` (file, line, "
+            "reason); errors about a whole file are still refused. The default stays `raise`.", "",
             "`--max-len` above 512: a new model gets as many (learned) position embeddings as "
             "the data's `max_len`, since nothing in BERT fixes 512; `--init-from` a model with "
             "fewer positions is refused, because its missing positions would be untrained "

@@ -154,6 +154,12 @@ def finetune(ws: Workspace, d: Path, task: str, train: Path, *flags: str,
             *flags]
 
 
+def _jsonl_lines(bad_at: int, bad: str) -> str:
+    """The lines of two_docs() as JSONL records, with the line `bad` inserted at index `bad_at`."""
+    lines = [json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in two_docs().split("\n") if t]
+    return "".join(lines[:bad_at] + [bad] + lines[bad_at:])
+
+
 def _nsmc(rows: list[str]) -> str:
     return "id\tdocument\tlabel\n" + "".join(r + "\n" for r in rows)
 
@@ -240,7 +246,8 @@ def _long_data(ws: Workspace, d: Path) -> Path:
 def _prior_run(ws: Workspace, d: Path, verb: str) -> Path:
     import shutil
 
-    shutil.copytree({"pretrain": ws.run, "data": ws.data, "export": ws.hf}[verb], d / "out")
+    prior = {"pretrain": ws.run, "data": ws.data, "export": ws.hf, "tokenizer": ws.tok}[verb]
+    shutil.copytree(prior, d / "out")
     return d / "out"
 
 
@@ -291,6 +298,36 @@ CASES: list[Case] = [
     Case("tsv-field-count", "TSV row with an extra tab",
          lambda ws, d: data_build(ws, d, write(d / "t.tsv", "id\ttext\n1\t가\n2\t나\t다\n")),
          ("t.tsv:3", "3 fields but the header has 2")),
+    Case("csv-unterminated-quote", "CSV corpus whose quoted field is never closed",
+         lambda ws, d: data_build(ws, d, write(d / "c.csv", 'id,text\n1,"가\n2,나\n3,다\n'),
+                                  "--format", "csv"),
+         ("c.csv:2", "unexpected end of data")),
+    Case("malformed-jsonl-skip", "malformed JSONL at line 3 with `--on-error skip`",
+         lambda ws, d: data_build(ws, d, write(d / "bad.jsonl", _jsonl_lines(2, '{"text": "다\n')),
+                                  "--on-error", "skip"),
+         ("skipped 1 bad records (--on-error skip); listed in", "skipped.jsonl"), ok=True,
+         absent=None),
+    Case("tsv-field-count-skip", "TSV rows with a wrong field count, `--on-error skip`",
+         lambda ws, d: data_build(ws, d, write(d / "t.tsv", "id\ttext\n" + "".join(
+             f"{i}\t{line}\n" for i, line in enumerate(two_docs().split("\n")) if line)
+             + "9\t나\t다\n10\n"), "--on-error", "skip"),
+         ("skipped 2 bad records (--on-error skip); listed in", "skipped.jsonl"), ok=True,
+         absent=None),
+    Case("cp949-line-skip", "one CP949 line in a UTF-8 corpus, `--on-error skip`",
+         lambda ws, d: data_build(ws, d, write(d / "mixed.txt", two_docs().encode()
+                                               + "\n국회는 법률을 제정한다.\n".encode("cp949")),
+                                  "--on-error", "skip"),
+         ("skipped 1 bad records (--on-error skip); listed in", "skipped.jsonl"), ok=True,
+         absent=None),
+    Case("all-records-skipped", "every JSONL record lacks the text field, `--on-error skip`",
+         lambda ws, d: data_build(ws, d, write(d / "f.jsonl", '{"body": "가"}\n{"body": "나"}\n'),
+                                  "--on-error", "skip"),
+         ("f.jsonl", "no text found", "2 bad records were skipped", "no column 'text'")),
+    Case("huge-tsv-field", "a 210,000-character TSV field (above the csv module's limit)",
+         lambda ws, d: data_build(ws, d, write(d / "long.tsv", "id\ttext\n1\t"
+                                               + "대한민국은 민주공화국이다 " * 15_000
+                                               + "\n2\t모든 국민은 법 앞에 평등하다.\n")),
+         ("built",), ok=True, absent=None),
     Case("truncated-gzip", "truncated .gz corpus",
          lambda ws, d: data_build(ws, d, write(d / "c.txt.gz", __import__("gzip").compress(
              (two_docs() * 200).encode())[:300])),
@@ -352,6 +389,15 @@ CASES: list[Case] = [
     Case("out-holds-other-run-data", "data build `--out` holding another build",
          lambda ws, d: data_build(ws, d, ws.corpus, out=_prior_run(ws, d, "data")),
          ("out", "not empty", "--overwrite"), absent=None),
+    Case("out-holds-other-run-tokenizer", "tokenizer train `--out` holding another tokenizer",
+         lambda ws, d: ["tokenizer", "train", str(ws.corpus), "--vocab-size", "300", "--out",
+                        str(_prior_run(ws, d, "tokenizer"))],
+         ("out", "not empty", "--overwrite"), absent=None),
+    Case("out-holds-other-run-finetune", "finetune `--out` holding another run",
+         lambda ws, d: [*finetune(ws, d, "nsmc", write(d / "t.txt", _nsmc(["1\t좋다\t1",
+                                                                         "2\t싫다\t0"]))),
+                        "--out", str(_prior_run(ws, d, "pretrain"))],
+         ("out", "already holds a run", "--resume"), absent=None),
     Case("out-holds-other-run-export", "export `--out` holding another model",
          lambda ws, d: ["export", str(ws.run), "--out", str(_prior_run(ws, d, "export"))],
          ("out", "not empty", "--overwrite"), absent=None),
@@ -396,6 +442,10 @@ CASES: list[Case] = [
     Case("task-re-span-out-of-range", "RE entity end_idx beyond the sentence",
          lambda ws, d: finetune(ws, d, "klue-re", write(d / "re.csv", _re(40))),
          ("re.csv:2", "out of range"), absent="out/metrics.json"),
+    Case("task-csv-unterminated-quote", "CSV row whose quoted field is never closed",
+         lambda ws, d: finetune(ws, d, "klue-re", write(d / "re.csv", _re(2).replace(
+             ",per:title", ",\"per:title") + _re(2).splitlines()[1] + "\n")),
+         ("re.csv:2", "malformed row"), absent="out/metrics.json"),
     Case("task-duplicate-ids", "two records with the same id",
          lambda ws, d: finetune(ws, d, "nsmc", write(d / "t.txt", _nsmc(["1\t좋다\t1", "1\t싫다\t0"]))),
          ("t.txt:3", "duplicate", "'1'"), absent="out/metrics.json"),

@@ -77,6 +77,19 @@ NER = [
     ("김연아는 오후 3시에 서울에 왔다.", [(0, 3, "PS"), (5, 10, "TI"), (12, 14, "LC")]),
 ]
 
+
+def _joined(sentences) -> tuple[str, list[tuple[int, int, str]]]:
+    text, spans = "", []
+    for sentence, entities in sentences:
+        base = len(text) + (1 if text else 0)
+        text = f"{text} {sentence}" if text else sentence
+        spans += [(base + s, base + e, t) for s, e, t in entities]
+    return text, spans
+
+
+# All of NER as one sentence: 78 tokens, several windows at --max-len 16 or 64.
+LONG_NER = _joined(NER)
+
 # (sentence, subject (word, type), object (word, type), relation)
 RE = [
     ("박지성은 서울에서 태어났다.", ("박지성", "PER"), ("서울", "LOC"), "per:place_of_birth"),
@@ -246,7 +259,7 @@ def ner_tsv(sentences=NER) -> str:
 
 
 def write_klue_ner(d: Path) -> dict:
-    path = _write(d / "klue-ner-v1.1_dev.tsv", ner_tsv())
+    path = _write(d / "klue-ner-v1.1_dev.tsv", ner_tsv([*NER, LONG_NER]))
     return {"train": path, "dev": path}
 
 

@@ -60,3 +60,31 @@ def test_length_buckets_keep_every_sample_once_per_epoch_and_cut_padding():
         return 1 - lengths.sum() / (size * sum(widths))
 
     assert padding(16) < padding(1) / 3
+
+
+@pytest.mark.usefixtures("shared_data")
+def test_finetune_bench_runs_both_systems_end_to_end(tmp_path, shared_data):
+    from bench import finetune
+
+    nsmc = tmp_path / "nsmc"
+    nsmc.mkdir()
+    for name in ("ratings_train.txt", "ratings_test.txt"):  # the files' first 1,000 reviews
+        lines = (shared_data / "nsmc" / name).read_text(encoding="utf-8").splitlines(keepends=True)
+        (nsmc / name).write_text("".join(lines[:1001]), encoding="utf-8")
+    report = finetune.main(["--quick", "--preset", "tiny", "--steps", "4", "--warmup", "1", "--eval-examples", "150",
+                            "--vocab-size", "600", "--nsmc", str(nsmc), "--work", str(tmp_path / "work"),
+                            "--out", str(tmp_path / "out")])
+    saved = json.loads((tmp_path / "out" / "finetune-quick.json").read_text())
+    for name in ("baseline", "hanlm"):
+        metrics = saved["systems"][name]
+        assert metrics["train_steps"] == 4 and metrics["train_samples_per_second"] > 0
+        assert metrics["eval_examples"] == 150 and metrics["eval_samples_per_second"] > 0
+        assert 0 < metrics["train_real_token_fraction"] <= 1 and metrics["peak_rss_mb"] > 0
+        assert 0 <= metrics["accuracy"] <= 100
+        assert len(saved["raw"][name]["batches"]["train"]) == 4
+    assert saved["systems"]["baseline"]["attn_implementation"] == "eager"
+    # hanlm groups lengths (train) and sorts them (inference): less padding than random batches
+    for phase in ("train", "eval"):
+        key = f"{phase}_real_token_fraction"
+        assert saved["systems"]["hanlm"][key] > saved["systems"]["baseline"][key]
+    assert set(report["ratios_hanlm_over_baseline"]) >= {"train_samples_per_second", "eval_samples_per_second"}

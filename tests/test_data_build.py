@@ -126,6 +126,69 @@ def test_cli_errors_are_one_line(tmp_path, tokenizer):
         assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+def _with_bad_rows(reviews: Path, path: Path) -> Path:
+    """The review TSV with rows of a wrong field count at lines 251 and 301."""
+    rows = reviews.read_text(encoding="utf-8").splitlines(keepends=True)
+    for line in (251, 301):
+        rows.insert(line - 1, "a row without its tabs\n")
+    path.write_text("".join(rows), encoding="utf-8")
+    return path
+
+
+def _skip_build(corpus: Path, tok: Path, out: Path, **kw) -> Path:
+    reader = CorpusConfig(text_column="review", id_column="review_id",
+                          on_error=kw.pop("on_error", "skip"))
+    return build_dataset(DataBuildConfig(corpus=[str(corpus)], tokenizer=str(tok), out=str(out),
+                                         max_len=48, chunk_chars=3000, reader=reader, **kw))
+
+
+def test_skip_report_is_the_same_for_any_workers_and_after_resume(reviews, tokenizer, tmp_path):
+    corpus = _with_bad_rows(reviews, tmp_path / "bad.tsv")
+    one = _skip_build(corpus, tokenizer, tmp_path / "one", workers=1)
+    two = _skip_build(corpus, tokenizer, tmp_path / "two", workers=2)
+    report = (one / "skipped.jsonl").read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in report.splitlines()]
+    assert [(r["file"], r["line"]) for r in rows] == [(str(corpus), 251), (str(corpus), 301)]
+    assert all("1 fields but the header has 3" in r["reason"] for r in rows)
+    assert (two / "skipped.jsonl").read_text(encoding="utf-8") == report
+    assert read_meta(one)["skipped"] == read_meta(two)["skipped"] == 2
+    # the default stops at line 251 after finishing some chunks; resuming with skip completes it
+    resumed = tmp_path / "resumed"
+    with pytest.raises(HanlmError, match=":251: 1 fields"):
+        _skip_build(corpus, tokenizer, resumed, workers=1, on_error="raise")
+    assert list((resumed / "chunks").glob("*.json")) and not (resumed / "skipped.jsonl").exists()
+    _skip_build(corpus, tokenizer, resumed, workers=1, resume=True)
+    assert (resumed / "skipped.jsonl").read_text(encoding="utf-8") == report
+    assert all(np.array_equal(x, y)
+               for x, y in zip(_all_ids(one), _all_ids(resumed), strict=True))
+
+
+def test_clean_corpus_under_skip_writes_no_report(reviews, tokenizer, tmp_path):
+    data = _skip_build(reviews, tokenizer, tmp_path / "d", workers=1)
+    assert read_meta(data)["skipped"] == 0 and not (data / "skipped.jsonl").exists()
+
+
+def test_cli_on_error_skip_end_to_end(tmp_path, tokenizer):
+    lines = [json.dumps({"text": line}, ensure_ascii=False) for line in LINES[:40]]
+    lines[10] = '{"text": "cut off'
+    lines[20] = '["a list"]'
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    args = [sys.executable, "-m", "hanlm", "data", "build", str(corpus), "--tokenizer",
+            str(tokenizer), "--max-len", "48", "--workers", "1"]
+    r = subprocess.run([*args, "--out", str(tmp_path / "raise")], capture_output=True, text=True)
+    assert r.returncode == 2 and f"{corpus}:11: malformed JSON" in r.stderr, r.stderr
+    out = tmp_path / "skip"
+    r = subprocess.run([*args, "--out", str(out), "--on-error", "skip"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"skipped 2 bad records (--on-error skip); listed in {out / 'skipped.jsonl'}" in r.stderr
+    rows = [json.loads(line) for line in (out / "skipped.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in rows] == [11, 21]
+    meta = read_meta(out)
+    assert meta["skipped"] == 2 and meta["on_error"] == "skip" and meta["documents"] == 38
+
+
 @pytest.mark.shared_data
 @pytest.mark.slow
 def test_full_review_corpus(shared_data, tmp_path):

@@ -33,6 +33,7 @@ from safetensors.torch import load_file
 from hanlm import atomic
 from hanlm.errors import HanlmError
 from hanlm.train.checkpoint import latest_checkpoint, list_checkpoints, save_checkpoint
+from hanlm.train.log import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "RELIABILITY.md"
@@ -260,6 +261,55 @@ def test_truncated_latest_checkpoint_resumes_from_the_previous_one(ws, tmp_path)
     fault("truncated-checkpoint", "`pretrain --resume` with the latest checkpoint's "
           "model.safetensors cut in half", warning.replace(str(tmp_path) + "/", "") +
           "; resumed from step 2, final weights bit-identical")
+
+
+def test_metrics_log_repairs_a_cut_line_and_replaces_relogged_steps(tmp_path):
+    from hanlm.train.log import MetricsLog
+
+    (tmp_path / "metrics.jsonl").write_text(
+        "".join(json.dumps({"step": s, "split": sp}) + "\n"
+                for s, sp in ((1, "train"), (2, "train"), (2, "eval"), (3, "train"), (4, "eval")))
+        + '{"step": 4, "split": "tr', encoding="utf-8")
+    log = MetricsLog(tmp_path, tensorboard=False)  # resumed from a step-2 checkpoint
+    assert (tmp_path / "metrics.jsonl").read_text(encoding="utf-8").endswith("}\n")
+    log.log(3, {"loss": 1.0})
+    log.log(4, {"loss": 0.5})
+    log.log(4, {"loss": 0.7}, split="eval")
+    log.close()
+    rows = [(r["step"], r["split"], r.get("loss")) for r in read_metrics(tmp_path)]
+    assert rows == [(1, "train", None), (2, "train", None), (2, "eval", None), (3, "train", 1.0),
+                    (4, "train", 0.5), (4, "eval", 0.7)]
+
+
+def test_pretrain_resumed_after_a_kill_logs_each_step_once(ws, tmp_path):
+    """A run killed while writing the step-5 record, after its step-4 checkpoint, then resumed."""
+    from reliability_cases import pretrain as pretrain_argv
+
+    def argv(out: Path, *flags: str) -> list[str]:
+        return pretrain_argv(ws, tmp_path, "--max-steps", "6", "--save-every", "2",
+                             "--log-every", "1", "--eval-every", "3", "--batch-size", "4",
+                             "--keep-checkpoints", "0", *flags, out=out)
+
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    assert run_cli(argv(straight)).exit_code == 0
+    shutil.copytree(straight, run)
+    shutil.rmtree(run / "checkpoints" / "step-00000006")
+    (run / "final_metrics.json").unlink()
+    lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    cut = next(i for i, line in enumerate(lines) if json.loads(line)["step"] == 5)
+    (run / "metrics.jsonl").write_text("".join(lines[:cut + 1]) + lines[cut + 1][:20],
+                                       encoding="utf-8")
+    seen = run_cli(argv(run, "--resume"))
+    assert seen.exit_code == 0, seen.stderr[-2000:]
+
+    def rows(d: Path) -> list[tuple]:
+        return [(r["step"], r["split"], r.get("loss")) for r in read_metrics(d)]
+
+    assert rows(run) == rows(straight)
+    assert len(rows(run)) == len({(step, split) for step, split, _ in rows(run)})
+    fault("metrics-cut-line", "`pretrain` killed while writing its step-5 metrics record (last "
+          "checkpoint: step 4), then `--resume`", f"metrics.jsonl: the cut line removed, steps "
+          f"5-6 logged once: {len(rows(run))} records equal to an uninterrupted run's")
 
 
 @pytest.fixture

@@ -167,7 +167,8 @@ def test_quick_plan_resolves_overrides():
 
 MICRO = dict(target_chars=150, vocab_size=200, pretrain_steps=4, pretrain_batch_size=4,
              max_len=32, nsmc_train=0, nsmc_test=0, fractions=[0.25, 1.0], klue_split="1:0.34",
-             klue_limit=0, seeds=[1], finetune_epochs=1.0, finetune_min_steps=2,
+             klue_limit=0, seeds=[1], finetune_epochs=1.0, klue_finetune_epochs=1.0,
+             finetune_min_steps=2,
              preset="tiny", re_share=0.3, full_nsmc_baseline=True)
 
 
@@ -194,9 +195,25 @@ def test_micro_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     assert run_study(cfg) == 0
     after = json.loads((tmp_path / "work" / "timings.json").read_text(encoding="utf-8"))
     assert after == before
+    # A fine-tuning setting redoes only the runs it changes.
+    work = tmp_path / "work"
+    finished = {p.parent: p.stat().st_mtime_ns for p in (work / "finetune").rglob("metrics.json")}
+    assert len(finished) == 12
+    assert run_study(StudyConfig(work_dir=str(work), results=str(tmp_path / "r1"),
+                                 **{**MICRO, "klue_finetune_epochs": 5.0})) == 0
+    redone = {d for d, t in finished.items() if (d / "metrics.json").stat().st_mtime_ns != t}
+    assert {d.relative_to(work / "finetune").parts[1] for d in redone} == {"klue-nli", "klue-ner"}
+    assert len(redone) == 6
+    # A task-data setting redoes the task stages and keeps the pretrained models.
+    pretrained = (work / "pretrain-review" / "final_metrics.json").stat().st_mtime_ns
+    assert run_study(StudyConfig(work_dir=str(work), results=str(tmp_path / "r2"), overwrite=True,
+                                 **{**MICRO, "klue_split": "2:0.34"})) == 0
+    assert (work / "pretrain-review" / "final_metrics.json").stat().st_mtime_ns == pretrained
+    assert all((d / "metrics.json").stat().st_mtime_ns != t for d, t in finished.items()
+               if d not in redone)
     # Another plan in the same work directory is refused.
     with pytest.raises(HanlmError, match="another plan"):
-        run_study(StudyConfig(work_dir=str(tmp_path / "work"), results=str(tmp_path / "r2"),
+        run_study(StudyConfig(work_dir=str(work), results=str(tmp_path / "r3"),
                               **{**MICRO, "vocab_size": 300}))
 
 

@@ -14,6 +14,7 @@ import pytest
 from safetensors.torch import load_file
 from tasks_fixtures import (
     FIXTURES,
+    LONG_NER,
     NER,
     build_tiny_model,
     ner_tsv,
@@ -259,6 +260,53 @@ def test_ner_decode_fills_spaces_inside_entities():
     assert char_tags(2, [(0, 1), (1, 2)], ["O", "I-PS"]) == ["O", "B-PS"]
 
 
+def _ner_logits(task, features, label_of) -> list[dict]:
+    """Logits whose argmax is ``label_of(window, gold label id or None)`` at every token."""
+    outputs = []
+    for j, f in enumerate(features):
+        logits = np.zeros((len(f), len(task.labels)))
+        for k, gold in enumerate(f.targets["labels"]):
+            logits[k, label_of(j, gold if gold >= 0 else None)] = 1.0
+        outputs.append({"logits": logits})
+    return outputs
+
+
+def test_ner_sliding_window_covers_long_sentences(tiny_model, tmp_path):
+    """A sentence of 78 tokens at --max-len 16 becomes overlapping windows; decoding maps every
+    character back, entities far past the first window included, exactly as one long window
+    would; sentences that fit are encoded and decoded as before."""
+    task = get_task("klue-ner")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    path = tmp_path / "ner.tsv"
+    path.write_text(ner_tsv([*NER, LONG_NER]), encoding="utf-8")
+    examples = task.read(path, ReadOptions())
+    whole, windows = task.encode(examples, tokenizer, 128), task.encode(examples, tokenizer, 16)
+    assert [f.example_index for f in whole] == list(range(len(examples)))
+    assert whole[0].input_ids == tokenizer(examples[0].text)["input_ids"]
+    long = [f for f in windows if f.example_index == len(examples) - 1]
+    assert len(long) >= 6 and all(len(f) <= 16 for f in windows)
+
+    gold = lambda j, label: task.labels.index("O") if label is None else label  # noqa: E731
+    expected = task.decode(_ner_logits(task, whole, gold), whole, examples)
+    predicted = task.decode(_ner_logits(task, windows, gold), windows, examples)
+    assert predicted == expected
+    assert task.score(predicted, examples)["entity_f1"] > 80
+    first_end = max(e for _, e in long[0].offsets)
+    late = [(e["start"], e["label"]) for e in predicted[-1]["entities"] if e["start"] >= first_end]
+    assert len(late) >= 10 and late == [(s, t) for s, _, t in LONG_NER[1] if s >= first_end]
+    assert all(len(p["tags"]) == len(p["text"]) for p in predicted)
+
+    # each token's tag comes from the window where it is farthest from an edge: window j says
+    # B-PS (j even) or B-LC (j odd); the 4 overlapping tokens split 2 + 2 between neighbours
+    kind = lambda j: "PS" if j % 2 == 0 else "LC"  # noqa: E731
+    by_window = _ner_logits(task, long, lambda j, _: task.labels.index(f"B-{kind(j)}"))
+    tags = task.decode(by_window, long, examples)[-1]["tags"]
+    for j in range(len(long) - 1):
+        left = [o for o in long[j].offsets if o[0] != o[1]][-4:]
+        assert left == [o for o in long[j + 1].offsets if o[0] != o[1]][:4]
+        assert [tags[s][2:] for s, _ in left] == [kind(j)] * 2 + [kind(j + 1)] * 2
+
+
 def test_relation_markers_and_inclusive_end(tmp_path):
     task = get_task("klue-re")
     path = tmp_path / "train.csv"
@@ -339,6 +387,32 @@ def test_split_by_article_is_fixed_and_disjoint(tmp_path):
     assert len(train) + len(held) == len(examples)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [
         path.name]
+
+
+def test_evaluate_scores_the_runs_held_out_part(tiny_model, tmp_path):
+    """A run trained with --split-dev on one file: evaluate on that file scores the held-out
+    part by default (from RUN/config.yaml); --whole-file, --split-dev or another file override."""
+    files = FIXTURES["klue-nli"](tmp_path / "data")
+    out = tmp_path / "run"
+    summary = run_finetune("klue-nli", files, tiny_model, out, max_steps=2)
+
+    def scored(data: Path, model: Path, **flags) -> dict:
+        output = tmp_path / "eval.json"
+        evaluate(config.build(EvaluateConfig, {"task": "klue-nli", "data": str(data),
+                                               "model": str(model), "output": str(output),
+                                               "max_len": 64, **flags}))
+        return json.loads(output.read_text(encoding="utf-8"))
+
+    for model in (out, out / "model"):
+        result = scored(files["train"], model)
+        assert result["split_dev"] == files["split_dev"]
+        assert result["examples"] == summary["dev_examples"] < 8
+        assert result["metrics"] == pytest.approx(summary["dev"], abs=1e-6)
+    assert scored(files["train"], out, whole_file=True)["examples"] == 8
+    assert scored(files["train"], out, split_dev="1:0.5")["split_dev"] == "1:0.5"
+    other = tmp_path / "copy.json"
+    shutil.copy(files["train"], other)
+    assert scored(other, out)["examples"] == 8
 
 
 def test_split_and_dev_are_exclusive(tiny_model, tmp_path):

@@ -5,17 +5,28 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 from tasks_fixtures import FIXTURES, build_tiny_model
 
 from hanlm import config
 from hanlm.tasks.relation import KLUE_RE_LABELS
-from hanlm.tasks.run import FinetuneConfig, finetune
+from hanlm.tasks.run import (
+    EvaluateConfig,
+    FinetuneConfig,
+    PredictConfig,
+    evaluate,
+    finetune,
+    predict,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--max-steps", "4", "--eval-every", "2", "--batch-size", "4", "--max-len", "64",
@@ -27,9 +38,13 @@ def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "bert")
 
 
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false",
+            "OMP_NUM_THREADS": "1"}
+
+
 def hanlm(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.run([sys.executable, "-m", "hanlm", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "hanlm", *args], cwd=cwd, env=_env(),
                           capture_output=True, text=True, timeout=300)
 
 
@@ -76,6 +91,68 @@ def test_cli_bad_file_exits_2_naming_file_and_line(tiny_model, tmp_path):
     assert done.returncode == 2
     assert f"{files['train']}:3: label 'negative' is not in the label set" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_sigint_checkpoints_and_resume_matches_uninterrupted(tiny_model, tmp_path):
+    """Ctrl-C: a checkpoint of the step reached and exit 130; --resume then ends on the same
+    weights as a run never interrupted."""
+    files = FIXTURES["nsmc"](tmp_path / "data")
+    args = ["finetune", "--task", "nsmc", "--train", str(files["train"]), "--dev",
+            str(files["dev"]), "--model", str(tiny_model), *QUICK, "--max-steps", "400",
+            "--eval-every", "1000", "--save-every", "1000", "--log-every", "1"]
+    done = hanlm(*args, "--out", "full", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    run = tmp_path / "part"
+    p = subprocess.Popen([sys.executable, "-m", "hanlm", *args, "--out", str(run)], cwd=tmp_path,
+                         env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while '"train"' not in ((run / "metrics.jsonl").read_text(encoding="utf-8")
+                            if (run / "metrics.jsonl").is_file() else ""):
+        assert time.time() < deadline and p.poll() is None, "no training step logged"
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err[-3000:]
+    saved = [int(c.name.split("-")[1]) for c in (run / "checkpoints").glob("step-*")]
+    assert saved and max(saved) < 400, "Ctrl-C must leave a checkpoint before the end"
+    assert "continue with --resume" in err and "Traceback" not in err
+
+    done = hanlm(*args, "--out", str(run), "--resume", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    final = "checkpoints/step-00000400/model.safetensors"
+    a, b = load_file(tmp_path / "full" / final), load_file(run / final)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_torchrun_shares_dev_evaluation(tiny_model, tmp_path):
+    """Two processes share the dev evaluation (10 windows in 5 batches: 3 on one process, 2 on
+    the other) and gather it: the dev scores and predictions equal one process's."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun not installed")
+    files = FIXTURES["klue-ner"](tmp_path / "data")
+    out = tmp_path / "run"
+    data = ["--train", str(files["train"]), "--dev", str(files["dev"])]
+    done = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "hanlm", "finetune",
+         "--task", "klue-ner", *data, "--model", str(tiny_model), "--out", str(out), *QUICK,
+         "--max-len", "32", "--eval-batch-size", "2"],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    predictions = (out / "predictions.jsonl").read_text(encoding="utf-8")
+    assert len(predictions.splitlines()) == summary["dev_examples"] == 7
+
+    options = {"task": "klue-ner", "model": str(out), "max_len": 32, "batch_size": 2}
+    evaluate(config.build(EvaluateConfig, {**options, "data": str(files["dev"]),
+                                           "output": str(tmp_path / "one.json")}))
+    one = json.loads((tmp_path / "one.json").read_text(encoding="utf-8"))["metrics"]
+    assert one == pytest.approx(summary["dev"], abs=1e-9)
+    predict(config.build(PredictConfig, {**options, "input": str(files["dev"]),
+                                         "output": str(tmp_path / "one.jsonl")}))
+    assert (tmp_path / "one.jsonl").read_text(encoding="utf-8") == predictions
 
 
 def _finetuned(task: str, model: Path, root: Path) -> Path:

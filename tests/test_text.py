@@ -342,6 +342,99 @@ def test_a_missing_second_file_fails_before_reading_the_first(tmp_path):
         next(stream)
 
 
+# ---------------------------------------------------------------- --on-error skip
+
+
+def skipping(paths: list[str] | str, **cfg) -> tuple[list, CorpusStats]:
+    stats = CorpusStats()
+    read = read_documents([paths] if isinstance(paths, str) else paths,
+                          CorpusConfig(on_error="skip", **cfg), stats)
+    return [d.sentences for d in read], stats
+
+
+@pytest.mark.parametrize("name, content, bad_lines, reason, kept", [
+    ("c.jsonl", '{"text": "가"}\n{"text": "나\n["다"]\n{"txt": "라"}\n{"text": {"a": 1}}\n'
+     '{"text": "마"}\n', [2, 3, 4, 5], "malformed JSON at line 2", ["가", "마"]),
+    ("c.tsv", "id\ttext\n1\t가\n2\t나\t다\n3\n4\t마\n", [3, 4], "3 fields but the header has 2",
+     ["가", "마"]),
+    ("c.csv", "id,text\n1,가\n2,나\r다\n3,x,y\n4,마\n", [3, 4], "malformed csv: new-line",
+     ["가", "마"]),
+    ("c.txt", '<doc id="1" title="t">\n가\n<doc id="2" title="u">\n나\n</doc>\n</doc>\n다\n'
+     '<doc id="3" title="v">\n마\n</doc>\n', [3, 6, 7], "opened before the one at", ["나", "마"]),
+])
+def test_skip_lists_every_bad_record_and_keeps_the_rest(tmp_path, name, content, bad_lines, reason,
+                                                        kept):
+    path = write(tmp_path / name, content)
+    error = error_of(path)  # the default is still an error
+    assert f"{path}:{bad_lines[0]}:" in error and reason in error
+    read, stats = skipping(path)
+    assert read == [[text] for text in kept]
+    assert [(s.path, s.line) for s in stats.skipped] == [(path, n) for n in bad_lines]
+    assert reason in stats.skipped[0].reason and f"{path}:{bad_lines[0]}:" in stats.skipped[0].reason
+    assert f"skipped {len(bad_lines)} bad records" in stats.describe()
+
+
+def test_skip_leaves_out_undecodable_lines(tmp_path):
+    path = tmp_path / "k.txt"
+    path.write_bytes("가\n".encode() + "한글\n".encode("cp949") + "나\n\n다\n".encode())
+    read, stats = skipping(str(path))
+    assert read == [["가", "나"], ["다"]]
+    assert [(s.line, "--encoding cp949" in s.reason) for s in stats.skipped] == [(2, True)]
+
+
+def test_skip_keeps_table_line_numbers_right_after_an_undecodable_line(tmp_path):
+    path = tmp_path / "k.tsv"
+    path.write_bytes("id\ttext\n1\t가\n".encode() + "2\t한글\n".encode("cp949")
+                     + "3\t나\n4\t다\t라\n".encode())
+    stats = CorpusStats()
+    read = list(read_documents([str(path)], CorpusConfig(on_error="skip", id_column="id"), stats))
+    assert [(d.id, d.source) for d in read] == [("1", f"{path}:2"), ("3", f"{path}:4")]
+    assert [s.line for s in stats.skipped] == [3, 5]
+
+
+def test_skip_names_every_line_of_a_bad_multi_line_csv_record(tmp_path):
+    path = write(tmp_path / "q.csv", 'id,text\n1,가\n2,"나\n다"\r라\n3,마\n')
+    read, stats = skipping(path)
+    assert read == [["가"], ["마"]]
+    assert stats.skipped[0].line == 3 and "(lines 3-4)" in stats.skipped[0].reason
+
+
+def test_skip_keeps_file_level_errors_and_says_what_was_skipped(tmp_path):
+    table = write(tmp_path / "c.tsv", "id\treview\n1\t가\n")
+    assert "no column 'text'" in error_of(table, on_error="skip")  # a header error stays one
+    assert "cannot read" in error_of(_truncated_gzip(tmp_path), on_error="skip")
+    every = write(tmp_path / "all.jsonl", '{"body": "가"}\n{"body": "나"}\n')
+    message = error_of(every, on_error="skip")
+    assert "no text found" in message and "2 bad records were skipped" in message
+    assert "no column 'text'" in message
+
+
+def _truncated_gzip(tmp_path: Path) -> str:
+    path = tmp_path / "cut.txt.gz"
+    path.write_bytes(gzip.compress("".join(f"{i} 가나다\n" for i in range(5000)).encode())[:200])
+    return str(path)
+
+
+def test_long_table_fields_are_read_whole(tmp_path):
+    text = "가" * 300_000
+    path = write(tmp_path / "long.tsv", f"id\ttext\n1\t{text}\n")
+    assert docs(path)[0].sentences == [text]
+
+
+def test_write_skipped_report_and_its_removal(tmp_path):
+    from hanlm.text import SKIPPED_FILE, write_skipped
+
+    path = write(tmp_path / "c.jsonl", '{"text": "가"}\n{"text": "나\n{"text": "다"}\n')
+    _, stats = skipping(path)
+    report = tmp_path / SKIPPED_FILE
+    write_skipped(stats, report)
+    rows = [json.loads(line) for line in report.read_text(encoding="utf-8").splitlines()]
+    assert [(r["file"], r["line"]) for r in rows] == [(path, 2)]
+    assert "malformed JSON" in rows[0]["reason"]
+    write_skipped(CorpusStats(), report)  # nothing skipped this time: no stale report
+    assert not report.exists()
+
+
 # ---------------------------------------------------------------- real data
 
 

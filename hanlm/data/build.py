@@ -6,6 +6,11 @@ only on its documents, the seed and its index, so the result is identical for an
 workers, and a killed build resumed with `--resume` reuses the shards already written. NotNext
 partners are drawn from the same chunk: the reference implementation draws from the whole corpus,
 which needs the whole corpus in memory.
+
+Under `--on-error skip` the bad records are found by the reader, in the main process, which reads
+the whole corpus on every run (a resumed build included, passing over the finished chunks): the
+skipped.jsonl report written before meta.json therefore lists every skipped record, in corpus
+order, whatever the workers and however often the build was resumed.
 """
 
 from __future__ import annotations
@@ -31,7 +36,14 @@ from hanlm.config import opt
 from hanlm.data.instances import assemble, pairs_from_document, split_long
 from hanlm.data.shards import write_shard
 from hanlm.errors import HanlmError
-from hanlm.text import CorpusConfig, Document, read_documents
+from hanlm.text import (
+    SKIPPED_FILE,
+    CorpusConfig,
+    CorpusStats,
+    Document,
+    read_documents,
+    write_skipped,
+)
 from hanlm.tokenizer import KoreanTokenizer
 from hanlm.tokenizer import format as tokenizer_files
 
@@ -99,17 +111,29 @@ def chunk_documents(documents: Iterator[Document], chunk_chars: int) -> Iterator
 # ---------------------------------------------------------------- worker side
 
 _TOKENIZER: KoreanTokenizer | None = None
+_WORKERS = 1
+_BUSY = None  # a shared count of the workers processing a chunk (None: in-process build)
 
 
-def _init_worker(tokenizer_dir: str) -> None:
-    global _TOKENIZER  # one tokenizer per worker process, loaded once
+def _init_worker(tokenizer_dir: str, workers: int = 1, busy=None) -> None:
+    global _TOKENIZER, _WORKERS, _BUSY  # one tokenizer per worker process, loaded once
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     _TOKENIZER = KoreanTokenizer.load(tokenizer_dir)
+    _WORKERS, _BUSY = workers, busy
+
+
+def _threads() -> int:
+    """Threads for this chunk's encoding: the worker slots no other chunk is using (a corpus of
+    one chunk, or the last chunk of a build, would otherwise leave cores idle). Rust's own
+    thread pool stays off in workers (unsafe after fork); the ids do not depend on it."""
+    if _BUSY is None:
+        return 1
+    return max(1, _WORKERS // max(1, _BUSY.value))
 
 
 def _tokenize_documents(tok: KoreanTokenizer, documents: list[Document]) -> list[list]:
     flat = [s for doc in documents for s in doc.sentences]
-    encoded = tok.encode_words(flat)
+    encoded = tok.encode_words(flat, threads=_threads())
     out, k = [], 0
     for doc in documents:
         out.append(encoded[k : k + len(doc.sentences)])
@@ -130,6 +154,18 @@ def _pairs(docs: list[list], cfg: dict, rng: np.random.Generator, tok: KoreanTok
 
 
 def process_chunk(job: tuple[Chunk, dict, str]) -> dict:
+    if _BUSY is None:
+        return _process_chunk(job)
+    with _BUSY.get_lock():
+        _BUSY.value += 1
+    try:
+        return _process_chunk(job)
+    finally:
+        with _BUSY.get_lock():
+            _BUSY.value -= 1
+
+
+def _process_chunk(job: tuple[Chunk, dict, str]) -> dict:
     chunk, cfg, out = job
     tok = _TOKENIZER
     assert tok is not None
@@ -204,10 +240,12 @@ def build_dataset(cfg: DataBuildConfig) -> Path:
         "eval_fraction": cfg.eval_fraction,
         "seed": cfg.seed,
     }
+    # --on-error changes no shard: a build that stopped at a bad record can resume with skip.
+    reader = {k: v for k, v in config_lib.to_dict(cfg.reader).items() if k != "on_error"}
     settings = {
         **job_cfg,
         "chunk_chars": cfg.chunk_chars,
-        "reader": config_lib.to_dict(cfg.reader),
+        "reader": reader,
         "corpus": _corpus_files(cfg.corpus),
         "tokenizer": tok.fingerprint,
     }
@@ -217,10 +255,13 @@ def build_dataset(cfg: DataBuildConfig) -> Path:
         with atomic.directory(tok_copy) as tmp:
             tokenizer_files.copy_files(Path(cfg.tokenizer), tmp)
     workers = cfg.workers or os.cpu_count() or 1
-    documents = read_documents(cfg.corpus, cfg.reader)
+    stats = CorpusStats()
+    documents = read_documents(cfg.corpus, cfg.reader, stats)
     chunks = chunk_documents(documents, cfg.chunk_chars)
     results = _run_chunks(chunks, job_cfg, out, cfg, workers)
     meta = _summarise(results, cfg, settings, tok, started)
+    meta["on_error"], meta["skipped"] = cfg.reader.on_error, len(stats.skipped)
+    write_skipped(stats, out / SKIPPED_FILE)
     atomic.write_text(out / "meta.json", json.dumps(meta, indent=2, ensure_ascii=False))
     logger.info(
         "built %d train / %d eval instances (%d tokens) from %d documents in %.1fs -> %s",
@@ -268,7 +309,9 @@ def _run_chunks(
         # Pool.imap would read the whole corpus ahead into its queue; a bounded window of
         # pending chunks keeps memory flat however large the corpus is.
         ctx = mp.get_context("fork")
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg.tokenizer,)) as pool:
+        busy = ctx.Value("i", 0)
+        init = (cfg.tokenizer, workers, busy)
+        with ctx.Pool(workers, initializer=_init_worker, initargs=init) as pool:
             pending: deque = deque()
             for job in jobs():
                 pending.append(pool.apply_async(process_chunk, (job,)))

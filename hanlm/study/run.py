@@ -61,19 +61,25 @@ class Budget:
     klue_limit: int  # at most this many examples of each KLUE split part (0 = all)
     seeds: tuple[int, ...]
     finetune_epochs: float
+    klue_finetune_epochs: float
     finetune_min_steps: int
     finetune_lr: float
 
 
 BUDGETS = {
-    "quick": Budget(preset="tiny", target_chars=2_000_000, vocab_size=8000, pretrain_steps=400,
-                    pretrain_minutes=3.0, pretrain_lr=1e-3, nsmc_train=3000, nsmc_test=1000,
-                    klue_limit=1500, seeds=(1,), finetune_epochs=2.0, finetune_min_steps=20,
+    "quick": Budget(preset="tiny", target_chars=2_000_000, vocab_size=8000, pretrain_steps=600,
+                    pretrain_minutes=4.0, pretrain_lr=2e-3, nsmc_train=3000, nsmc_test=1000,
+                    klue_limit=1500, seeds=(1,), finetune_epochs=2.0, klue_finetune_epochs=4.0,
+                    finetune_min_steps=20,
                     finetune_lr=3e-4),
-    "default": Budget(preset="mini", target_chars=10_000_000, vocab_size=16000,
-                      pretrain_steps=900, pretrain_minutes=20.0, pretrain_lr=5e-4,
-                      nsmc_train=4000, nsmc_test=2000, klue_limit=1500, seeds=(1, 2, 3),
-                      finetune_epochs=2.0, finetune_min_steps=30, finetune_lr=2e-4),
+    # BERT-tiny, not mini: on 2 CPU cores tiny runs ~4x the tokens/s of mini, and in a pilot
+    # (docs/RESULTS.md) tiny left the MLM plateau within 300 steps at lr 2e-3 while mini was
+    # still on it after 550; within the budget the smaller model learns more.
+    "default": Budget(preset="tiny", target_chars=10_000_000, vocab_size=16000,
+                      pretrain_steps=4000, pretrain_minutes=60.0, pretrain_lr=2e-3,
+                      nsmc_train=10000, nsmc_test=5000, klue_limit=1500, seeds=(1, 2, 3),
+                      finetune_epochs=2.0, klue_finetune_epochs=10.0, finetune_min_steps=30,
+                      finetune_lr=5e-4),
 }
 
 
@@ -96,6 +102,8 @@ class StudyConfig:
     pretrain_lr: float | None = opt(None, "pretraining peak learning rate", min=0,
                                     exclusive_min=True)
     pretrain_batch_size: int = opt(32, "pretraining sequences per step", min=1)
+    pretrain_dropout: float = opt(0.0, "pretraining dropout (0: the short-budget choice of "
+                                  "cramming; the models fine-tune with the same setting)", min=0)
     max_len: int = opt(128, "tokens per sequence (pretraining and fine-tuning)", min=16)
     nsmc_train: int | None = opt(None, "NSMC full-fraction training subsample (0 = all 150K)", min=0)
     nsmc_test: int | None = opt(None, "NSMC test subsample every model is scored on (0 = all)",
@@ -106,7 +114,10 @@ class StudyConfig:
     klue_limit: int | None = opt(None, "at most N examples of each KLUE split part (0 = all)",
                                  min=0)
     seeds: list[int] | None = opt(None, "fine-tuning seeds (default: 1 quick, 1 2 3 default)")
-    finetune_epochs: float | None = opt(None, "fine-tuning epochs", min=0, exclusive_min=True)
+    finetune_epochs: float | None = opt(None, "NSMC fine-tuning epochs", min=0, exclusive_min=True)
+    klue_finetune_epochs: float | None = opt(None, "KLUE-NLI/NER fine-tuning epochs (their "
+                                             "1,500-example splits need more passes than NSMC)",
+                                             min=0, exclusive_min=True)
     finetune_min_steps: int | None = opt(None, "at least this many fine-tuning steps (small "
                                          "training fractions)", min=1)
     finetune_lr: float | None = opt(None, "fine-tuning peak learning rate", min=0,
@@ -135,6 +146,7 @@ class Plan:
     pretrain_minutes: float
     pretrain_lr: float
     pretrain_batch_size: int
+    pretrain_dropout: float
     max_len: int
     nsmc_train: int
     nsmc_test: int
@@ -143,6 +155,7 @@ class Plan:
     klue_limit: int
     seeds: tuple[int, ...]
     finetune_epochs: float
+    klue_finetune_epochs: float
     finetune_min_steps: int
     finetune_lr: float
     finetune_batch_size: int
@@ -173,7 +186,8 @@ def resolve(cfg: StudyConfig) -> Plan:
         mode=mode, data=cfg.data or default_data_dir(),
         work_dir=cfg.work_dir or str(Path("study-work") / mode),
         results=cfg.results or str(Path("docs") / "results" / mode),
-        pretrain_batch_size=cfg.pretrain_batch_size, max_len=cfg.max_len,
+        pretrain_batch_size=cfg.pretrain_batch_size, pretrain_dropout=cfg.pretrain_dropout,
+        max_len=cfg.max_len,
         fractions=tuple(sorted(set(cfg.fractions) | {1.0})), klue_split=cfg.klue_split,
         finetune_batch_size=cfg.finetune_batch_size, re_share=cfg.re_share, seed=cfg.seed,
         full_nsmc_baseline=cfg.full_nsmc_baseline, keep_models=cfg.keep_models,
@@ -181,9 +195,16 @@ def resolve(cfg: StudyConfig) -> Plan:
     )
 
 
-# Fields that change no stage output: a work directory may be reused when only these differ.
+# Fields that change no cached output: a work directory is reused as it is when only these
+# differ. The fine-tuning settings are among them because each run checks its own settings
+# (`finetune_run`) and is redone when they changed.
 _NOT_CACHED = {"results", "pretrain_minutes", "seeds", "full_nsmc_baseline", "keep_models",
-               "work_dir"}
+               "work_dir", "finetune_epochs", "klue_finetune_epochs", "finetune_min_steps",
+               "finetune_lr", "finetune_batch_size"}
+# Fields that leave the corpora, tokenizers and pretrained models valid: a change redoes only the
+# task files, fine-tuning runs and baselines (hours of pretraining are kept).
+_TASK_STAGES = ("nsmc", "finetune", "baselines")
+_TASK_FIELDS = {"nsmc_train", "nsmc_test", "fractions", "klue_split", "klue_limit"}
 
 
 def check_work_dir(plan: Plan, overwrite: bool) -> None:
@@ -197,7 +218,12 @@ def check_work_dir(plan: Plan, overwrite: bool) -> None:
             raise HanlmError(f"the work directory holds a study with another plan (differs in "
                              f"{', '.join(changed)}); pass --overwrite to discard it or choose "
                              f"another --work-dir", path=str(plan.work))
-        if changed:
+        if changed and set(changed) <= _TASK_FIELDS:
+            logger.info("plan changed in %s: redoing the task files, fine-tuning and baselines; "
+                        "keeping the pretrained models", ", ".join(changed))
+            for stage in _TASK_STAGES:
+                shutil.rmtree(plan.work / stage, ignore_errors=True)
+        elif changed:
             shutil.rmtree(plan.work)
     plan.work.mkdir(parents=True, exist_ok=True)
     atomic.write_text(path, json.dumps(_jsonable(dataclasses.asdict(plan)), indent=2))
@@ -281,7 +307,8 @@ def pretrain_stage(plan: Plan, name: str, *, cached: bool) -> Path:
         pretrain(PretrainConfig(
             data=str(plan.work / f"data-{name}"), out=str(out), preset=plan.preset,  # type: ignore[arg-type]
             max_steps=plan.pretrain_steps, max_minutes=plan.pretrain_minutes,
-            batch_size=plan.pretrain_batch_size, seed=plan.seed, log_every=10,
+            batch_size=plan.pretrain_batch_size, dropout=plan.pretrain_dropout, seed=plan.seed,
+            log_every=10,
             eval_every=max(50, plan.pretrain_steps // 8), save_every=max(100, plan.pretrain_steps // 4),
             keep_checkpoints=1, tensorboard=False, resume=(out / "run.json").is_file(),
             optim=OptimConfig(lr=plan.pretrain_lr)))
@@ -404,34 +431,54 @@ def load_split(task_name: str, inputs: dict[str, Any]) -> tuple[list[Any], list[
     return (train[:limit], test[:limit]) if limit else (train, test)
 
 
-def finetune_steps(plan: Plan, n_train: int) -> int:
+def finetune_steps(plan: Plan, task: str, n_train: int) -> int:
     per_epoch = math.ceil(n_train / plan.finetune_batch_size)
-    return max(plan.finetune_min_steps, math.ceil(plan.finetune_epochs * per_epoch))
+    epochs = plan.finetune_epochs if task == "nsmc" else plan.klue_finetune_epochs
+    return max(plan.finetune_min_steps, math.ceil(epochs * per_epoch))
 
 
 def finetune_run(plan: Plan, sources: Sources, model_dir: Path, files: dict[str, Path],
-                 spec: RunSpec) -> dict[str, Any]:
-    """One fine-tuning run through the tasks package; returns its metrics.json (cached)."""
+                 spec: RunSpec) -> tuple[dict[str, Any], bool]:
+    """One fine-tuning run through the tasks package: (its metrics.json, whether it was cached).
+
+    A finished run is reused only when it was made with exactly these settings (the config.yaml
+    `finetune` wrote next to its metrics), so changing a fine-tuning setting redoes the runs it
+    touches and nothing else.
+    """
     from hanlm.tasks.loop import FinetuneOptimConfig, TrainConfig
     from hanlm.tasks.run import DataOptions, FinetuneConfig, finetune
 
     out = plan.work / "finetune" / spec.name
-    if not (out / "metrics.json").is_file():
+    inputs = _task_inputs(plan, sources, files, spec)
+    n_train = len(load_split(spec.task, inputs)[0])
+    cfg = FinetuneConfig(
+        task=spec.task, train=str(inputs["train"]), model=str(model_dir), out=str(out),
+        dev=str(inputs["dev"]) if inputs["dev"] else None,
+        options=DataOptions(split_dev=inputs["split"], limit=inputs["limit"],
+                            max_len=plan.max_len),
+        loop=TrainConfig(max_steps=finetune_steps(plan, spec.task, n_train),
+                         batch_size=plan.finetune_batch_size, eval_every=NO_EVAL,
+                         keep_checkpoints=1, seed=spec.seed, progress=False,
+                         optim=FinetuneOptimConfig(lr=plan.finetune_lr)))
+    cached = _finished_with(out, cfg)
+    if not cached:
         if out.exists():
-            shutil.rmtree(out)  # a run killed midway: start it again
-        inputs = _task_inputs(plan, sources, files, spec)
-        n_train = len(load_split(spec.task, inputs)[0])
-        finetune(FinetuneConfig(
-            task=spec.task, train=str(inputs["train"]), model=str(model_dir), out=str(out),
-            dev=str(inputs["dev"]) if inputs["dev"] else None,
-            options=DataOptions(split_dev=inputs["split"], limit=inputs["limit"],
-                                max_len=plan.max_len),
-            loop=TrainConfig(max_steps=finetune_steps(plan, n_train),
-                             batch_size=plan.finetune_batch_size, eval_every=NO_EVAL,
-                             keep_checkpoints=1, seed=spec.seed, progress=False,
-                             optim=FinetuneOptimConfig(lr=plan.finetune_lr))))
+            shutil.rmtree(out)  # killed midway, or made with other settings: start again
+        finetune(cfg)
         _prune_run(out, plan.keep_models)
-    return json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    return json.loads((out / "metrics.json").read_text(encoding="utf-8")), cached
+
+
+def _finished_with(out: Path, cfg: Any) -> bool:
+    import yaml
+
+    from hanlm import config
+
+    saved = out / "config.yaml"
+    if not ((out / "metrics.json").is_file() and saved.is_file()):
+        return False
+    wanted = yaml.safe_load(yaml.safe_dump(config.to_dict(cfg), allow_unicode=True))
+    return yaml.safe_load(saved.read_text(encoding="utf-8")) == wanted
 
 
 def _prune_run(out: Path, keep_models: bool) -> None:
@@ -445,9 +492,8 @@ def finetune_stage(plan: Plan, sources: Sources, models: dict[str, Path],
     specs = run_specs(plan)
     results = []
     for i, spec in enumerate(specs, 1):
-        cached = (plan.work / "finetune" / spec.name / "metrics.json").is_file()
         start = time.perf_counter()
-        summary = finetune_run(plan, sources, models[spec.model], files, spec)
+        summary, cached = finetune_run(plan, sources, models[spec.model], files, spec)
         if not cached:
             timings.record(f"finetune/{spec.name}", time.perf_counter() - start)
         value = summary["dev"][summary["main_metric"]]
@@ -515,11 +561,13 @@ def log_plan(plan: Plan) -> None:
         f"  corpora: review vs general, {plan.target_chars:,} characters each",
         f"  tokenizers: WordPiece, vocabulary {plan.vocab_size:,} each",
         f"  pretraining: {plan.preset}, {plan.pretrain_steps} steps x {plan.pretrain_batch_size} "
-        f"sequences of {plan.max_len} tokens, lr {plan.pretrain_lr:g}, cap "
+        f"sequences of {plan.max_len} tokens, lr {plan.pretrain_lr:g}, dropout "
+        f"{plan.pretrain_dropout:g}, cap "
         f"{plan.pretrain_minutes:g} min each",
         f"  fine-tuning: {n_runs} runs = {len(MODELS)} models x ({len(TASKS)} tasks + "
         f"{len(plan.fractions) - 1} NSMC fractions) x {len(plan.seeds)} seed(s); "
-        f"{plan.finetune_epochs:g} epochs (>= {plan.finetune_min_steps} steps), lr "
+        f"{plan.finetune_epochs:g} epochs NSMC / {plan.klue_finetune_epochs:g} KLUE (>= "
+        f"{plan.finetune_min_steps} steps), lr "
         f"{plan.finetune_lr:g}",
         f"  NSMC: '100%' = {plan.nsmc_train or 150000:,} training reviews (fixed-seed "
         f"subsample), scored on {plan.nsmc_test or 50000:,} test reviews; fractions "

@@ -1,13 +1,16 @@
 """The one fine-tuning loop every task shares.
 
 It knows nothing about tasks: it gets a Hugging Face model whose forward returns ``.loss``,
-the training `Feature`s, and an ``evaluate(model) -> Evaluation`` callback whose
+the training `Feature`s, and an ``evaluate(model, accelerator) -> Evaluation`` callback whose
 ``metrics[main_metric]`` (higher is better) selects the best model and drives early stopping.
 Accelerate provides the device, mixed precision, gradient accumulation and multi-process
 training; hanlm.train provides AdamW + schedule, atomic checkpoints and the metrics log.
 
 Resume restores model, optimizer, schedule, RNG and the data position (epoch + batch cursor;
-batch orders are pure functions of seed and epoch), so k steps + resume == N steps.
+batch orders are pure functions of seed and epoch), so k steps + resume == N steps. Ctrl-C
+(SIGINT) or SIGTERM finishes the current step, saves a checkpoint and raises
+KeyboardInterrupt (the CLI exits 130). With several processes, dev evaluation is shared out
+by batch and gathered (`predict_outputs`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
+from accelerate.utils import gather_object
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -32,6 +36,7 @@ from hanlm.tasks.batching import collate, eval_batches, padding_fraction, train_
 from hanlm.train.checkpoint import latest_checkpoint, restore_rng, save_checkpoint
 from hanlm.train.log import MetricsLog
 from hanlm.train.optim import OptimConfig, build_optimizer, build_scheduler
+from hanlm.train.pretrain import StopRequested, _agree
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +101,12 @@ class LoopResult:
     seconds: float
 
 
+def process_state() -> PartialState:
+    """This process among those torchrun / accelerate launch started (one without them).
+    ``cpu=True`` is what makes Accelerate set up gloo under torchrun without a GPU."""
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def metric_value(metrics: dict[str, float], name: str) -> float:
     """The main metric, NaN (e.g. Pearson r of constant predictions) counting as worst."""
     if name not in metrics:
@@ -116,7 +127,8 @@ class _Trainer:
         self.evaluate, self.main_metric, self.on_best = evaluate, main_metric, on_best
         self.extra_state = extra_state
         self.acc = Accelerator(mixed_precision=cfg.mixed_precision,
-                               gradient_accumulation_steps=cfg.grad_accum)
+                               gradient_accumulation_steps=cfg.grad_accum,
+                               cpu=not torch.cuda.is_available())
         self.procs = self.acc.num_processes
         n_batches = len(train_batches(self.lengths, cfg.batch_size, cfg.seed, 0,
                                       group_by_length=cfg.group_by_length))
@@ -129,6 +141,8 @@ class _Trainer:
         self.state = LoopState()
         self.log = MetricsLog(run_dir, enabled=self.acc.is_main_process)
         self._loss_sum, self._loss_n = 0.0, 0
+        self._saved_step: int | None = None
+        self._stop = StopRequested()
 
     # ---------------------------------------------------------------- the loop
 
@@ -139,14 +153,14 @@ class _Trainer:
         self.model.train()
         bar = tqdm(total=self.total, initial=self.state.step, desc="finetune", unit="step",
                    disable=not (self.cfg.progress and self.acc.is_local_main_process))
-        while self.state.step < self.total and not self.state.stopped_early:
-            finished_epoch = self._run_epoch(bar)
-            if finished_epoch:
-                self.state.epoch += 1
-                self.state.cursor = 0
-                if self.cfg.eval_every is None:
-                    self._evaluate_and_save()
-        bar.close()
+        with self._stop, bar:
+            while self.state.step < self.total and not self.state.stopped_early:
+                finished_epoch = self._run_epoch(bar)
+                if finished_epoch:
+                    self.state.epoch += 1
+                    self.state.cursor = 0
+                    if self.cfg.eval_every is None:
+                        self._evaluate_and_save()
         if self.state.last_eval_step != self.state.step:
             self._evaluate_and_save()
         if self.evaluate is None:
@@ -172,6 +186,8 @@ class _Trainer:
             self.state.step += 1
             bar.update(1)
             self._after_step()
+            if _agree(self.acc, self._stop.signal is not None):
+                self._interrupt()
             if self.state.step >= self.total or self.state.stopped_early:
                 return False
         return True
@@ -208,6 +224,15 @@ class _Trainer:
                                        "epoch": self.state.epoch})
         logger.debug("step %d loss %.4f", self.state.step, loss)
 
+    def _interrupt(self) -> None:
+        """Checkpoint the step just finished (unless already saved), then stop the run."""
+        if self._saved_step != self.state.step:
+            self._save()
+        logger.warning("interrupted at step %d; checkpoint saved, continue with --resume",
+                       self.state.step)
+        self.log.close()
+        raise KeyboardInterrupt
+
     # ---------------------------------------------------------------- eval, best, stop
 
     def _evaluate_and_save(self) -> None:
@@ -217,7 +242,7 @@ class _Trainer:
             model = self.acc.unwrap_model(self.model)
             model.eval()
             with torch.no_grad():
-                evaluation = self.evaluate(model)
+                evaluation = self.evaluate(model, self.acc)
             model.train()
             self.log.log(self.state.step, evaluation.metrics, split="dev")
             logger.info("step %d dev %s", self.state.step, _fmt(evaluation.metrics))
@@ -258,6 +283,7 @@ class _Trainer:
                        **self.extra_state},
                 keep=self.cfg.keep_checkpoints,
             )
+        self._saved_step = self.state.step
         self.acc.wait_for_everyone()
 
     def _restore(self) -> None:
@@ -288,14 +314,17 @@ def train(
     *,
     run_dir,
     pad_id: int,
-    evaluate: Callable[[nn.Module], Evaluation] | None,
+    evaluate: Callable[[nn.Module, Accelerator], Evaluation] | None,
     main_metric: str,
     on_best: Callable[[nn.Module, Evaluation | None, int, int], None],
     resume: bool = False,
     extra_state: dict[str, Any] | None = None,
 ) -> LoopResult:
     """Fine-tune `model` on `features`; `on_best(model, evaluation, step, total)` runs (main process)
-    whenever the main metric improves, or once at the end when there is no ``evaluate``."""
+    whenever the main metric improves, or once at the end when there is no ``evaluate``.
+
+    ``evaluate(model, accelerator)`` runs on every process; passing the accelerator on to
+    `predict_outputs` shares the dev set out among them."""
     trainer = _Trainer(model, features, cfg, run_dir=run_dir, pad_id=pad_id, evaluate=evaluate,
                        main_metric=main_metric, on_best=on_best, extra_state=extra_state or {})
     return trainer.run(resume)
@@ -309,15 +338,23 @@ _TOKEN_LEVEL_KEYS = ("start_logits", "end_logits")
 @torch.no_grad()
 def predict_outputs(
     model: nn.Module, features: Sequence[Feature], *, batch_size: int, pad_id: int,
-    progress: bool = False,
+    progress: bool = False, accelerator: Accelerator | None = None,
 ) -> list[Outputs]:
-    """Run `model` over `features`; one dict of unpadded numpy outputs per feature, in order."""
+    """Run `model` over `features`; one dict of unpadded numpy outputs per feature, in order.
+
+    With an `accelerator` of several processes, each runs every n-th batch and all of them
+    gather every output, so each returns exactly what one process would (the same batches,
+    hence the same padding). `gather_object` rather than `gather_for_metrics`: outputs have
+    one length per feature, and the last process's share may be smaller."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     lengths = [len(f) for f in features]
-    results: list[Outputs | None] = [None] * len(features)
+    results: dict[int, Outputs] = {}
     batches = eval_batches(lengths, batch_size)
+    shared = accelerator is not None and accelerator.num_processes > 1
+    if shared:
+        batches = batches[accelerator.process_index :: accelerator.num_processes]
     for indices in tqdm(batches, desc="predict", unit="batch", disable=not progress):
         batch = collate([features[i] for i in indices], pad_id)
         inputs = {k: batch[k].to(device) for k in ("input_ids", "token_type_ids", "attention_mask")}
@@ -326,8 +363,10 @@ def predict_outputs(
                   if k in ("logits", *_TOKEN_LEVEL_KEYS) and v is not None}
         for row, i in enumerate(indices):
             results[i] = {k: _unpad(k, a[row], lengths[i]) for k, a in arrays.items()}
+    if shared:
+        results = {i: out for part in gather_object([results]) for i, out in part.items()}
     model.train(was_training)
-    return results  # type: ignore[return-value]
+    return [results[i] for i in range(len(features))]
 
 
 def _unpad(key: str, array: np.ndarray, length: int) -> np.ndarray:

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import (
     AutoModelForQuestionAnswering,
     AutoModelForSequenceClassification,
@@ -75,8 +76,12 @@ def load_model(directory: Path, head: str, model_kwargs: dict[str, Any], *,
                trust_pickle: bool = False, max_len: int | None = None) -> PreTrainedModel:
     """Load a head for `directory`; refuse inputs longer than its position embeddings."""
     safe = check_weights(directory, trust_pickle)
+    # As in pretraining (docs/BENCHMARKS.md, bench/levers.py): on CPU eager attention is as fast
+    # as SDPA on padded batches and faster on the unpadded ones that length grouping makes.
+    attention = "sdpa" if torch.cuda.is_available() else "eager"
     try:
-        model = HEADS[head].from_pretrained(directory, use_safetensors=safe, **model_kwargs)
+        model = HEADS[head].from_pretrained(directory, use_safetensors=safe,
+                                            attn_implementation=attention, **model_kwargs)
     except (OSError, ValueError) as e:
         raise HanlmError(f"cannot load the model: {e}", path=str(directory)) from None
     positions = getattr(model.config, "max_position_embeddings", None)

@@ -5,6 +5,9 @@ KLUE-NER labels every character (spaces too): ``CHAR<TAB>TAG`` lines, ``##`` com
 the tag of their first character through the fast tokenizer's offset mapping (DESIGN.md: no
 ``##`` patching); predictions go back to characters: a sub-word's tag on its first character,
 its inside tag on the rest, and the spaces between two sub-words of one entity inside it too.
+A sentence longer than ``max_len`` tokens becomes overlapping windows (``stride`` tokens of
+overlap, as MRC contexts); each sub-word takes its prediction from the window where it has the
+most context on its shorter side (BERT's "max context" rule), so every character is predicted.
 Scoring: ``metrics.ner_scores`` on the non-space characters, as KLUE-baseline does.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +59,7 @@ class TokenTask:
 
     name: str
     labels: tuple[str, ...] = KLUE_NER_LABELS
+    stride: int | None = None  # overlapping tokens between windows (default: max_len // 4)
     description: str = "named-entity recognition, character-level BIO tags"
     head: str = field(default="token-classification", init=False)
     main_metric: str = field(default="entity_f1", init=False)
@@ -138,31 +143,47 @@ class TokenTask:
     # -------------------------------------------------------------------------- encode/decode
 
     def encode(self, examples: Sequence[NerExample], tokenizer: Any, max_len: int) -> list[Feature]:
+        stride = self.stride if self.stride is not None else max_len // 4
+        room = max_len - tokenizer.num_special_tokens_to_add()
+        if stride >= room:
+            raise HanlmError(f"--stride {stride} must be below the {room} text tokens of a "
+                             f"--max-len {max_len} window")
         enc = tokenizer([e.text for e in examples], truncation=True, max_length=max_len,
+                        stride=stride, return_overflowing_tokens=True,
                         return_offsets_mapping=True, return_token_type_ids=True)
         index = label_index(self.labels)
-        features, truncated = [], 0
-        for i, example in enumerate(examples):
-            offsets = [tuple(o) for o in enc["offset_mapping"][i]]
+        features = []
+        for j, i in enumerate(enc["overflow_to_sample_mapping"]):
+            offsets = [tuple(o) for o in enc["offset_mapping"][j]]
             targets = {}
-            if example.tags is not None:
-                targets["labels"] = [-100 if s == e else index[example.tags[s]] for s, e in offsets]
-            last_end = max(e for _, e in offsets)
-            truncated += last_end < len(example.text.rstrip())
-            features.append(Feature(i, enc["input_ids"][i], enc["token_type_ids"][i], targets,
+            if examples[i].tags is not None:
+                targets["labels"] = [-100 if s == e else index[examples[i].tags[s]]
+                                     for s, e in offsets]
+            features.append(Feature(i, enc["input_ids"][j], enc["token_type_ids"][j], targets,
                                     offsets=offsets))
-        if truncated:
-            logger.warning("%d of %d sentences exceed --max-len %d tokens; their tail is "
-                           "predicted O", truncated, len(examples), max_len)
+        if len(features) > len(examples):
+            logger.info("%d windows for %d sentences: those longer than --max-len %d tokens "
+                        "are split into windows overlapping by %d", len(features), len(examples),
+                        max_len, stride)
         return features
 
     def decode(self, outputs: Sequence[Outputs], features: Sequence[Feature],
                examples: Sequence[NerExample]) -> list[dict[str, Any]]:
-        predictions = []
+        # example -> token offsets -> (context of its best window, predicted tag); a token's
+        # context is its distance to the nearer edge of the window's text
+        chosen: dict[int, dict[tuple[int, int], tuple[int, str]]] = defaultdict(dict)
         for out, feature in zip(outputs, features, strict=True):
-            example = examples[feature.example_index]
-            token_tags = [self.labels[int(k)] for k in np.asarray(out["logits"]).argmax(-1)]
-            tags = char_tags(len(example.text), feature.offsets or [], token_tags)
+            tokens = chosen[feature.example_index]
+            predicted = np.asarray(out["logits"]).argmax(-1)
+            inside = [k for k, (s, e) in enumerate(feature.offsets or []) if s != e]
+            for k in inside:
+                span, context = feature.offsets[k], min(k - inside[0], inside[-1] - k)
+                if span not in tokens or context > tokens[span][0]:
+                    tokens[span] = (context, self.labels[int(predicted[k])])
+        predictions = []
+        for i, example in enumerate(examples):
+            spans = sorted(chosen[i])
+            tags = char_tags(len(example.text), spans, [chosen[i][s][1] for s in spans])
             predictions.append({"id": example.id, "text": example.text,
                                 "entities": entity_spans(example.text, tags), "tags": tags})
         return predictions

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shlex
@@ -29,7 +30,7 @@ from hanlm import atomic, config
 from hanlm.config import opt
 from hanlm.errors import HanlmError
 from hanlm.tasks.base import Feature, ReadOptions, Task
-from hanlm.tasks.loop import Evaluation, TrainConfig, predict_outputs, train
+from hanlm.tasks.loop import Evaluation, TrainConfig, predict_outputs, process_state, train
 from hanlm.tasks.modeling import (
     load_model,
     load_tokenizer,
@@ -60,8 +61,8 @@ class DataOptions:
     on_error: Literal["raise", "skip"] = opt(
         "raise", "a bad record stops the run (raise) or is skipped, counted and listed (skip)")
     max_len: int = opt(128, "maximum tokens per input (MRC: per window)", min=8)
-    stride: int | None = opt(None, "MRC: overlapping tokens between context windows "
-                             "(default: max_len / 4)", min=0)
+    stride: int | None = opt(None, "MRC, NER: overlapping tokens between the windows of a "
+                             "long context or sentence (default: max_len / 4)", min=0)
     split_dev: str | None = opt(None, "SEED:FRACTION: split the one labelled file at run time "
                                 "(by article/premise) into train and a held-out FRACTION")
     limit: int | None = opt(None, "use only the first N examples of each file (or split part) "
@@ -85,8 +86,11 @@ class FinetuneConfig:
 @dataclass
 class EvaluateConfig:
     task: str = opt(help="task name")
-    data: str = opt(help="labelled file to score (with --split-dev: its held-out part)")
+    data: str = opt(help="labelled file to score (with --split-dev: its held-out part; by "
+                    "default the run's own --split-dev when --data is the file it split)")
     model: str = opt(help="fine-tuned model directory (or a finetune run directory)")
+    whole_file: bool = opt(False, "score all of --data even when the run split it with "
+                           "--split-dev")
     output: str | None = opt(None, "write the metrics JSON here (default: "
                              "metrics-TASK-FILE.json in the current directory)")
     predictions: str | None = opt(None, "also write predictions (JSONL) here")
@@ -167,10 +171,11 @@ def add_special_tokens(task: Task, tokenizer: Any, model: Any) -> None:
 
 
 def run_inference(task: Task, model: Any, tokenizer: Any, examples: list[Any],
-                  features: list[Feature], batch_size: int, progress: bool = False
-                  ) -> list[dict]:
+                  features: list[Feature], batch_size: int, progress: bool = False,
+                  accelerator: Any = None) -> list[dict]:
     outputs = predict_outputs(model, features, batch_size=batch_size,
-                              pad_id=tokenizer.pad_token_id, progress=progress)
+                              pad_id=tokenizer.pad_token_id, progress=progress,
+                              accelerator=accelerator)
     return task.decode(outputs, features, examples)
 
 
@@ -200,7 +205,9 @@ def _device() -> torch.device:
 
 def finetune(cfg: FinetuneConfig) -> int:
     out = Path(cfg.out)
+    processes = process_state()
     _check_run_dir(out, cfg.resume)
+    processes.wait_for_everyone()  # every process has checked before the main one writes
     opts = cfg.options
     read = ReadOptions(encoding=opts.encoding, on_error=opts.on_error)
     task = build_task(cfg.task, opts)
@@ -217,13 +224,14 @@ def finetune(cfg: FinetuneConfig) -> int:
     dev_features = task.encode(dev_ex, tokenizer, opts.max_len) if dev_ex else []
     logger.info("%d training features from %d examples", len(train_features), len(train_ex))
 
-    out.mkdir(parents=True, exist_ok=True)
-    config.save(cfg, out / "config.yaml")
-    write_skipped(read, out / "skipped.jsonl")
+    if processes.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        config.save(cfg, out / "config.yaml")
+        write_skipped(read, out / "skipped.jsonl")
 
-    def evaluate(m: Any) -> Evaluation:
+    def evaluate(m: Any, accelerator: Any) -> Evaluation:
         predictions = run_inference(task, m, tokenizer, dev_ex, dev_features,
-                                    cfg.loop.eval_batch_size)
+                                    cfg.loop.eval_batch_size, accelerator=accelerator)
         return Evaluation(task.score(predictions, dev_ex), predictions)
 
     def on_best(m: Any, evaluation: Evaluation | None, step: int, total: int) -> None:
@@ -251,8 +259,9 @@ def finetune(cfg: FinetuneConfig) -> int:
         "split_dev": opts.split_dev, "skipped": len(read.skipped),
         "dev": result.state.best,
     }
-    atomic.write_text(out / "metrics.json", json.dumps(summary, indent=2, ensure_ascii=False))
-    print(json.dumps(summary, ensure_ascii=False))
+    if processes.is_main_process:
+        atomic.write_text(out / "metrics.json", json.dumps(summary, indent=2, ensure_ascii=False))
+        print(json.dumps(summary, ensure_ascii=False))
     return 0
 
 
@@ -321,7 +330,7 @@ def _load_finetuned(name: str, model_path: str, opts: DataOptions) -> tuple[Task
 
 
 def evaluate(cfg: EvaluateConfig) -> int:
-    opts = cfg.options
+    opts = dataclasses.replace(cfg.options, split_dev=_evaluation_split(cfg))
     task, model, tokenizer = _load_finetuned(cfg.task, cfg.model, opts)
     read = ReadOptions(encoding=opts.encoding, on_error=opts.on_error)
     examples = held_out_part(task, read_examples(task, cfg.data, read), opts)
@@ -341,6 +350,41 @@ def evaluate(cfg: EvaluateConfig) -> int:
         write_jsonl(Path(cfg.predictions), predictions)
     print(json.dumps(result, ensure_ascii=False))
     return 0
+
+
+def _evaluation_split(cfg: EvaluateConfig) -> str | None:
+    """--split-dev, else the fine-tuning run's own when it split this very --data file.
+
+    Scoring the whole file would mix in the examples the model was trained on. The run is
+    found through ``RUN/model`` (the layout `finetune` writes) and its ``RUN/config.yaml``.
+    """
+    given = cfg.options.split_dev
+    model_dir = resolve_model_dir(cfg.model)
+    run_config = model_dir.parent / "config.yaml"
+    if given is not None or model_dir.name != "model" or not run_config.is_file():
+        return given
+    saved = config.read_yaml(run_config)
+    split, train = saved.get("split_dev"), saved.get("train")
+    if split is None:
+        return None
+    if train is None or not _same_file(train, cfg.data):
+        logger.info("the run split %s with --split-dev %s; %s is another file: scoring all of "
+                    "it", train, split, cfg.data)
+        return None
+    if cfg.whole_file:
+        logger.info("--whole-file: scoring all of %s, the held-out part and the examples the "
+                    "run trained on", cfg.data)
+        return None
+    logger.info("--split-dev %s from %s: scoring the part of %s that the run held out "
+                "(--whole-file scores all of it)", split, run_config, cfg.data)
+    return split
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        return Path(a).samefile(b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()
 
 
 # ------------------------------------------------------------------------------ predict

@@ -1,17 +1,21 @@
 """Reading and normalising Korean text: corpora in every format hanlm accepts."""
 
 from hanlm.text.corpus import (
+    SKIPPED_FILE,
     CorpusConfig,
     CorpusStats,
     Document,
+    Skipped,
     load_ids,
     read_documents,
     read_texts,
+    write_skipped,
 )
 from hanlm.text.normalize import NormalizeStats, normalize
 from hanlm.text.sentences import split_sentences
 
 __all__ = [
+    "SKIPPED_FILE",
     "CorpusConfig",
     "CorpusStats",
     "Document",
@@ -20,5 +24,7 @@ __all__ = [
     "normalize",
     "read_documents",
     "read_texts",
+    "Skipped",
     "split_sentences",
+    "write_skipped",
 ]

@@ -20,6 +20,12 @@ by a window boundary becomes two documents with the same id).
 
 Files are decoded one line at a time, so an encoding error names its line; ``.gz`` files are
 decompressed on the fly. Every text goes through :func:`hanlm.text.normalize.normalize`.
+
+A bad record (an undecodable line, malformed JSON, a row with the wrong number of fields, wiki
+text outside a ``<doc>`` block...) raises HanlmError; with ``on_error="skip"`` it is left out
+and listed in ``CorpusStats.skipped`` instead, which :func:`write_skipped` turns into the
+``skipped.jsonl`` report. Errors about a whole file (missing, unreadable, no such column in the
+header, no text at all) are raised either way.
 """
 
 from __future__ import annotations
@@ -33,11 +39,12 @@ import itertools
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
+from hanlm import atomic
 from hanlm.config import opt
 from hanlm.errors import HanlmError
 from hanlm.text.normalize import NormalizeStats, normalize
@@ -49,6 +56,8 @@ _EXTENSIONS = {".txt": "docs", ".jsonl": "jsonl", ".json": "jsonl", ".tsv": "tsv
 _TABULAR = ("jsonl", "tsv", "csv")
 _SPLIT_BATCH = 1024  # texts per kiwi call: large enough for kiwi's threads, small in memory
 _ATTRIBUTE = re.compile(r'(\w+)="([^"]*)"')
+_FIELD_LIMIT = 2**31 - 1  # the largest the csv module accepts on every platform
+SKIPPED_FILE = "skipped.jsonl"  # the report written under --on-error skip (as hanlm/tasks)
 
 
 @dataclass
@@ -62,6 +71,9 @@ class CorpusConfig:
     group_window: int = opt(200_000, "records grouped together at most (bounds memory)", min=1)
     encoding: str = opt("utf-8", "text encoding of the corpus files (e.g. cp949)")
     split_sentences: bool = opt(False, "split each text into sentences with a Korean splitter")
+    on_error: Literal["raise", "skip"] = opt(
+        "raise", "a bad record stops the run (raise) or is skipped, counted and listed (skip)"
+    )
     exclude_ids: list[str] = opt(
         help="files of ids to leave out (one id a line, or a TSV/CSV with an 'id' column)",
         factory=list,
@@ -76,6 +88,18 @@ class Document:
 
 
 @dataclass
+class Skipped:
+    """A record left out under ``--on-error skip``: one line of the skipped.jsonl report."""
+
+    path: str
+    line: int | None
+    reason: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"file": self.path, "line": self.line, "reason": self.reason}
+
+
+@dataclass
 class CorpusStats:
     """What a read saw; pass one to the readers to log or check it afterwards."""
 
@@ -87,6 +111,7 @@ class CorpusStats:
     documents: int = 0
     sentences: int = 0
     normalize: NormalizeStats = field(default_factory=NormalizeStats)
+    skipped: list[Skipped] = field(default_factory=list)  # bad records, under --on-error skip
 
     @property
     def excluded(self) -> int:
@@ -98,6 +123,7 @@ class CorpusStats:
             f"sentences from {self.records:,} records; excluded {self.excluded_records:,} "
             f"records and {self.excluded_documents:,} documents by id; "
             f"{self.empty:,} empty records; {self.normalize.describe()}"
+            + (f"; skipped {len(self.skipped):,} bad records" if self.skipped else "")
         )
 
 
@@ -153,6 +179,23 @@ def read_texts(
         yield from doc.sentences
 
 
+def write_skipped(stats: CorpusStats, path: str | Path) -> None:
+    """Write the skipped records as JSONL (file, line, reason), atomically, and say so once.
+
+    With nothing skipped, a report an earlier run left at ``path`` is removed, so the file
+    always describes the output beside it.
+    """
+    path = Path(path)
+    if not stats.skipped:
+        path.unlink(missing_ok=True)
+        return
+    rows = (json.dumps(s.as_dict(), ensure_ascii=False) + "\n" for s in stats.skipped)
+    atomic.write_text(path, "".join(rows))
+    logger.warning(
+        "skipped %s bad records (--on-error skip); listed in %s", f"{len(stats.skipped):,}", path
+    )
+
+
 def load_ids(paths: list[str]) -> set[str]:
     """Ids from files holding one id a line, or a TSV/CSV whose header has an ``id`` column."""
     ids: set[str] = set()
@@ -166,6 +209,14 @@ def load_ids(paths: list[str]) -> set[str]:
 
 
 # ---------------------------------------------------------------- files and lines
+
+
+def _reject(error: HanlmError, cfg: CorpusConfig, stats: CorpusStats) -> None:
+    """Raise a bad record's error, or, under ``--on-error skip``, list it and go on."""
+    if cfg.on_error == "raise":
+        raise error
+    stats.skipped.append(Skipped(error.path or "?", error.line, str(error)))
+    logger.debug("skipped: %s", error)
 
 
 def _check_encoding(encoding: str) -> None:
@@ -189,11 +240,17 @@ def _open_binary(path: str) -> IO[bytes]:
         raise HanlmError(f"cannot open: {e.strerror or e}", path=path) from None
 
 
-def _lines(path: str, encoding: str, errors: str = "strict") -> Iterator[tuple[int, str]]:
+def _lines(
+    path: str,
+    encoding: str,
+    errors: str = "strict",
+    reject: Callable[[HanlmError], None] | None = None,
+) -> Iterator[tuple[int, str]]:
     """(line number, line with its line break), decoded line by line.
 
     Decoding each line separately (not through a buffered text stream, which decodes 8 KB
-    ahead) is what lets an encoding error name the line it is on.
+    ahead) is what lets an encoding error name the line it is on, and lets ``reject`` (which
+    raises, or lists the line as skipped) go on with the next line.
     """
     lineno = 0
     with _open_binary(path) as f:
@@ -202,9 +259,11 @@ def _lines(path: str, encoding: str, errors: str = "strict") -> Iterator[tuple[i
                 try:
                     line = raw.decode(encoding, errors)
                 except UnicodeDecodeError as e:
-                    raise HanlmError(
-                        _decode_error(e, encoding, lineno), path=path, line=lineno
-                    ) from None
+                    error = HanlmError(_decode_error(e, encoding, lineno), path=path, line=lineno)
+                    if reject is None:
+                        raise error from None
+                    reject(error)
+                    continue
                 yield lineno, line.removeprefix("\ufeff") if lineno == 1 else line
         except (OSError, EOFError) as e:  # corrupt or truncated gzip
             raise HanlmError(f"cannot read after line {lineno}: {e}", path=path) from None
@@ -235,7 +294,8 @@ def _read_file(
 ) -> Iterator[Document]:
     stats.files += 1
     documents_before, excluded_before = stats.documents, stats.excluded
-    fmt, lines = _format_and_lines(path, cfg)
+    skipped_before = len(stats.skipped)
+    fmt, lines = _format_and_lines(path, cfg, stats)
     if exclude:
         _check_ids_available(fmt, cfg, path)
     docs = _raw_documents(fmt, path, lines, cfg, exclude, stats)
@@ -252,11 +312,14 @@ def _read_file(
             stats.sentences += len(doc.texts)
             yield Document(id=doc.id, sentences=doc.texts, source=doc.source)
     if stats.documents == documents_before:
-        raise HanlmError(_nothing_found(path, fmt, cfg, stats.excluded - excluded_before))
+        skipped = stats.skipped[skipped_before:]
+        raise HanlmError(_nothing_found(path, fmt, cfg, stats.excluded - excluded_before, skipped))
 
 
-def _format_and_lines(path: str, cfg: CorpusConfig) -> tuple[str, Iterator[tuple[int, str]]]:
-    lines = _lines(path, cfg.encoding)
+def _format_and_lines(
+    path: str, cfg: CorpusConfig, stats: CorpusStats
+) -> tuple[str, Iterator[tuple[int, str]]]:
+    lines = _lines(path, cfg.encoding, reject=lambda e: _reject(e, cfg, stats))
     if cfg.format != "auto":
         return cfg.format, lines
     name = path.removesuffix(".gz")
@@ -291,9 +354,13 @@ def _check_ids_available(fmt: str, cfg: CorpusConfig, path: str) -> None:
         )
 
 
-def _nothing_found(path: str, fmt: str, cfg: CorpusConfig, excluded: int) -> str:
+def _nothing_found(
+    path: str, fmt: str, cfg: CorpusConfig, excluded: int, skipped: list[Skipped]
+) -> str:
     how = f"read as {fmt}" + (f", text column {cfg.text_column!r}" if fmt in _TABULAR else "")
     why = f"; {excluded:,} records/documents were excluded by --exclude-ids" if excluded else ""
+    if skipped:
+        why += f"; {len(skipped):,} bad records were skipped, the first: {skipped[0].reason}"
     return f"no text found in {path} ({how}){why}"
 
 
@@ -310,7 +377,7 @@ def _raw_documents(
     if fmt == "lines":
         return _read_lines(path, lines, stats)
     if fmt == "wiki":
-        return _read_wiki(path, lines, stats)
+        return _read_wiki(path, lines, cfg, stats)
     records = (
         _read_jsonl(path, lines, cfg, stats)
         if fmt == "jsonl"
@@ -352,19 +419,23 @@ def _read_lines(
 
 
 def _read_wiki(
-    path: str, lines: Iterable[tuple[int, str]], stats: CorpusStats
+    path: str, lines: Iterable[tuple[int, str]], cfg: CorpusConfig, stats: CorpusStats
 ) -> Iterator[_RawDocument]:
+    """WikiExtractor blocks; under --on-error skip, a ``<doc>`` never closed before the next
+    one is skipped whole, and stray ``</doc>`` tags and text outside a block line by line."""
     doc: _RawDocument | None = None
     title: str | None = None  # still to be dropped if it is the first line
     for lineno, line in lines:
         tag = line.strip()
         if tag.startswith("<doc ") or tag == "<doc>":
             if doc is not None:
-                raise HanlmError(
+                error = HanlmError(
                     f"<doc> opened before the one at {doc.source} was closed",
                     path=path,
                     line=lineno,
                 )
+                _reject(error, cfg, stats)
+                stats.records -= len(doc.texts)
             attributes = dict(_ATTRIBUTE.findall(tag))
             doc = _RawDocument(
                 id=attributes.get("id") or f"{path}:{lineno}", source=f"{path}:{lineno}", texts=[]
@@ -373,7 +444,9 @@ def _read_wiki(
             continue
         if tag == "</doc>":
             if doc is None:
-                raise HanlmError("</doc> without an opening <doc ...>", path=path, line=lineno)
+                error = HanlmError("</doc> without an opening <doc ...>", path=path, line=lineno)
+                _reject(error, cfg, stats)
+                continue
             yield doc
             doc = None
             continue
@@ -381,11 +454,13 @@ def _read_wiki(
         if not text:
             continue
         if doc is None:
-            raise HanlmError(
+            error = HanlmError(
                 "text outside a <doc ...> block: not WikiExtractor output? (pass --format docs)",
                 path=path,
                 line=lineno,
             )
+            _reject(error, cfg, stats)
+            continue
         if title is not None and text == title:
             title = None
             continue
@@ -407,31 +482,44 @@ def _read_jsonl(
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise HanlmError(
-                f"malformed JSON at line {lineno}, column {e.colno}: {e.msg} "
-                "(jsonl holds one JSON object a line)",
-                path=path,
-                line=lineno,
-            ) from None
-        if not isinstance(obj, dict):
-            raise HanlmError(
-                f"expected a JSON object, got a {type(obj).__name__}", path=path, line=lineno
-            )
+            record = _json_record(path, lineno, line, cfg, stats)
+        except HanlmError as e:
+            _reject(e, cfg, stats)
+            continue
+        yield record
 
-        yield _Record(
-            text=normalize(
-                _json_field(obj, cfg.text_column, "--text-column", path, lineno), stats.normalize
-            ),
-            id=_json_field(obj, cfg.id_column, "--id-column", path, lineno).strip()
-            if cfg.id_column
-            else None,
-            group=_json_field(obj, cfg.group_column, "--group-column", path, lineno)
-            if cfg.group_column
-            else None,
-            source=f"{path}:{lineno}",
+
+def _json_record(
+    path: str, lineno: int, line: str, cfg: CorpusConfig, stats: CorpusStats
+) -> _Record:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise HanlmError(
+            f"malformed JSON at line {lineno}, column {e.colno}: {e.msg} "
+            "(jsonl holds one JSON object a line)",
+            path=path,
+            line=lineno,
+        ) from None
+    if not isinstance(obj, dict):
+        raise HanlmError(
+            f"expected a JSON object, got a {type(obj).__name__}", path=path, line=lineno
         )
+    text = _json_field(obj, cfg.text_column, "--text-column", path, lineno)
+    record_id = (
+        _json_field(obj, cfg.id_column, "--id-column", path, lineno) if cfg.id_column else None
+    )
+    group = (
+        _json_field(obj, cfg.group_column, "--group-column", path, lineno)
+        if cfg.group_column
+        else None
+    )
+    return _Record(
+        text=normalize(text, stats.normalize),
+        id=record_id.strip() if record_id is not None else None,
+        group=group,
+        source=f"{path}:{lineno}",
+    )
 
 
 def _json_field(obj: dict, key: str, flag: str, path: str, lineno: int) -> str:
@@ -455,33 +543,83 @@ def _as_text(value: object, key: str, path: str, lineno: int) -> str:
 def _read_table(
     path: str, lines: Iterator[tuple[int, str]], cfg: CorpusConfig, fmt: str, stats: CorpusStats
 ) -> Iterator[_Record]:
+    # A text of any length is one field: the csv module's default limit (128 KiB) would turn
+    # a long review or article into an error.
+    csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
+    feed = _Feed(lines)
     if fmt == "tsv":
-        reader = csv.reader((line for _, line in lines), delimiter="\t", quoting=csv.QUOTE_NONE)
+        reader = csv.reader(feed, delimiter="\t", quoting=csv.QUOTE_NONE)
     else:
-        reader = csv.reader(line for _, line in lines)
-    try:
-        header = [c.strip() for c in next((row for row in reader if row), [])]
-        if not header:
+        reader = csv.reader(feed, strict=True)  # an unterminated quote is an error, not a merged row
+    header: list[str] = []
+    while not header:
+        row = _next_row(reader, feed, fmt, path)
+        if row is None:
             return
-        text_at, id_at, group_at = _column_indices(header, cfg, path, reader.line_num)
-        for row in reader:
-            if not row:
-                continue
-            if len(row) != len(header):
-                hint = " (a tab inside a text?)" if fmt == "tsv" else ""
-                raise HanlmError(
-                    f"{len(row)} fields but the header has {len(header)}{hint}",
-                    path=path,
-                    line=reader.line_num,
-                )
-            yield _Record(
-                text=normalize(row[text_at], stats.normalize),
-                id=row[id_at].strip() if id_at is not None else None,
-                group=row[group_at] if group_at is not None else None,
-                source=f"{path}:{reader.line_num}",
+        header = [c.strip() for c in row]
+    text_at, id_at, group_at = _column_indices(header, cfg, path, feed.last)
+    while True:
+        try:
+            row = _next_row(reader, feed, fmt, path)
+        except HanlmError as e:  # the csv module goes on with the next line after an error
+            _reject(e, cfg, stats)
+            continue
+        if row is None:
+            return
+        if not row:
+            continue
+        if len(row) != len(header):
+            hint = " (a tab inside a text?)" if fmt == "tsv" else ""
+            error = HanlmError(
+                f"{len(row)} fields but the header has {len(header)}{hint}{feed.span()}",
+                path=path,
+                line=feed.first,
             )
+            _reject(error, cfg, stats)
+            continue
+        yield _Record(
+            text=normalize(row[text_at], stats.normalize),
+            id=row[id_at].strip() if id_at is not None else None,
+            group=row[group_at] if group_at is not None else None,
+            source=f"{path}:{feed.last}",
+        )
+
+
+class _Feed:
+    """Lines for the csv reader, remembering the file lines of the record being read.
+
+    The csv module's own count (``line_num``) misses undecodable lines skipped before it saw
+    them, and a quoted field can span lines: ``first``/``last`` are the file's numbers.
+    """
+
+    def __init__(self, lines: Iterable[tuple[int, str]]):
+        self._lines = lines
+        self.first = self.last = 0
+        self._new_record = True
+
+    def __iter__(self) -> Iterator[str]:
+        for lineno, line in self._lines:
+            if self._new_record:
+                self.first, self._new_record = lineno, False
+            self.last = lineno
+            yield line
+
+    def next_record(self) -> None:
+        self._new_record = True
+
+    def span(self) -> str:
+        return f" (lines {self.first}-{self.last})" if self.last > self.first else ""
+
+
+def _next_row(reader, feed: _Feed, fmt: str, path: str) -> list[str] | None:
+    """The next row, None at the end; a csv.Error names the lines of the bad record."""
+    feed.next_record()
+    try:
+        return next(reader)
+    except StopIteration:
+        return None
     except csv.Error as e:
-        raise HanlmError(f"malformed {fmt}: {e}", path=path, line=reader.line_num) from None
+        raise HanlmError(f"malformed {fmt}: {e}{feed.span()}", path=path, line=feed.first) from None
 
 
 def _column_indices(
@@ -582,14 +720,21 @@ def _split_batch(batch: list[_RawDocument]) -> Iterator[_RawDocument]:
 def _ids_in_file(path: str) -> Iterator[str]:
     """One id a line, or the ``id`` column of a TSV/CSV header. Ids are ASCII in practice, so
     other columns are decoded leniently (a CP949 review next to an id does not matter)."""
-    first, lines = _peek(_lines(path, "utf-8", errors="replace"))
+    # Read whole (an id file is small): decoding line by line costs more than the ids.
+    with _open_binary(path) as f:
+        try:
+            data = f.read()
+        except (OSError, EOFError) as e:  # corrupt or truncated gzip
+            raise HanlmError(f"cannot read: {e}", path=path) from None
+    lines = data.decode("utf-8", errors="replace").removeprefix("\ufeff").split("\n")
+    first = next((line.strip() for line in lines if line.strip()), "")
     for delimiter in ("\t", ","):
         columns = [c.strip() for c in first.split(delimiter)]
         if len(columns) > 1 and "id" in columns:
             quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-            rows = csv.reader((line for _, line in lines), delimiter=delimiter, quoting=quoting)
+            rows = csv.reader(lines, delimiter=delimiter, quoting=quoting)
             at = columns.index("id")
             next((row for row in rows if row), None)  # the header
             yield from (row[at].strip() for row in rows if len(row) > at and row[at].strip())
             return
-    yield from (line.strip() for _, line in lines if line.strip())
+    yield from (line.strip() for line in lines if line.strip())

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tokenizers import Tokenizer, models
+from tokenizers import Encoding, Tokenizer, models
 
 from hanlm.errors import HanlmError
 from hanlm.tokenizer.format import (
@@ -24,6 +26,15 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
 
 logger = logging.getLogger(__name__)
+
+# Python's str.isspace (what eojeol_spans splits on) for every code point up to U+3000, the last
+# one that has it; the extra final entry (False) stands for everything above.
+_SPACE = np.array([chr(c).isspace() for c in range(0x3001)] + [False])
+# Normalizers that act on each character or combining sequence alone: whole texts and their
+# eojeols normalise alike (whitespace never composes with what follows it).
+_LOCAL_NORMALIZERS = frozenset(
+    {"NFC", "NFD", "NFKC", "NFKD", "BertNormalizer", "Lowercase", "StripAccents", "Strip"}
+)
 
 
 class KoreanTokenizer:
@@ -45,6 +56,7 @@ class KoreanTokenizer:
         )
         self.special_ids = frozenset(vocab[t] for t in SPECIAL_TOKENS)
         self.fingerprint = fingerprint(tokens_by_id(tokenizer))
+        self._unsplit = _raw_text_check(tokenizer)
 
     @classmethod
     def load(cls, directory: str | Path) -> KoreanTokenizer:
@@ -68,25 +80,87 @@ class KoreanTokenizer:
             )
         return loaded
 
-    def encode_words(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def encode_words(
+        self, texts: list[str], *, threads: int = 1
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """For each text: (token ids as int32, without [CLS]/[SEP]; True where a token starts an
         eojeol of the original text, i.e. a whitespace-delimited word, punctuation included).
 
-        The texts are pre-split (into eojeols, or kiwi morpheme pieces of them) and encoded in
-        one ``encode_batch`` call; the tokens' word ids map back to the eojeols.
+        With hanlm's own vocabularies (``BertPreTokenizer``, which splits on whitespace anyway)
+        the texts are encoded as they are, in one ``encode_batch`` call, and each token's eojeol
+        is read off its start offset in one vectorised pass over the whole batch. Otherwise (kiwi
+        pieces, or a foreign pre-tokenizer) the texts are pre-split into eojeols (or kiwi
+        morpheme pieces of them), encoded as pre-tokenized input, and the tokens' word ids map
+        back to the eojeols. Both give the same ids and starts where both apply.
+
+        ``threads`` > 1 encodes that many slices of ``texts`` in threads (``encode_batch`` runs
+        without the GIL): for processes that have ``TOKENIZERS_PARALLELISM`` off but a core to
+        spare. The result does not depend on it.
         """
+        if not texts:
+            return []
+        if self.pretokenize == "kiwi" or self._unsplit is None:
+            return self._encode_split(texts, threads)
+        return self._encode_raw(texts, self._unsplit, threads)
+
+    def _encode_batch(self, inputs: list, threads: int, **kwargs: Any) -> list[Encoding]:
+        encode = self._tokenizer.encode_batch
+        if threads <= 1 or len(inputs) < 2 * threads:
+            return encode(inputs, add_special_tokens=False, **kwargs)
+        step = -(-len(inputs) // threads)
+        parts = [inputs[k : k + step] for k in range(0, len(inputs), step)]
+        with ThreadPoolExecutor(len(parts)) as pool:
+            done = pool.map(lambda part: encode(part, add_special_tokens=False, **kwargs), parts)
+            return [enc for part in done for enc in part]
+
+    def _encode_split(self, texts: list[str], threads: int) -> list[tuple[np.ndarray, np.ndarray]]:
         if self.pretokenize == "kiwi":
             split = kiwi_pieces(texts)
         else:
             split = [[[text[s:e]] for s, e in eojeol_spans(text)] for text in texts]
         pieces = [[p for eojeol in eojeols for p in eojeol] for eojeols in split]
-        encodings = self._tokenizer.encode_batch(
-            pieces, is_pretokenized=True, add_special_tokens=False
-        )
+        encodings = self._encode_batch(pieces, threads, is_pretokenized=True)
         return [
             _with_word_starts(enc.ids, enc.word_ids, eojeols)
             for enc, eojeols in zip(encodings, split, strict=True)
         ]
+
+    def _encode_raw(
+        self, texts: list[str], unsplit: np.ndarray, threads: int
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        # The batch as one array of code points, texts separated by a newline (a whitespace,
+        # so every text starts a new eojeol); `base` is where each text starts in it.
+        codes = np.frombuffer("\n".join(texts).encode("utf-32-le", "surrogatepass"), np.uint32)
+        codes = np.minimum(codes, _SPACE.size - 1)  # nothing above U+3000 is whitespace
+        lengths = np.fromiter(map(len, texts), np.int64, len(texts))
+        base = np.zeros(len(texts), np.int64)
+        np.cumsum(lengths[:-1] + 1, out=base[1:])
+        encodings = self._encode_batch(texts, threads)
+        counts = np.fromiter(map(len, encodings), np.int64, len(encodings))
+        total = int(counts.sum())
+        ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), np.int32, total)
+        first = np.fromiter((o[0] for e in encodings for o in e.offsets), np.int64, total)
+        # The eojeol of every character: a running count of the eojeol starts (a non-space
+        # character at the beginning or after a space), as eojeol_spans finds them.
+        space = _SPACE[codes]
+        word_start = ~space
+        word_start[1:] &= space[:-1]
+        eojeol = np.cumsum(word_start, dtype=np.int64)
+        owner = eojeol[np.repeat(base, counts) + first]
+        starts = np.ones(total, dtype=bool)
+        starts[1:] = owner[1:] != owner[:-1]
+        bounds = np.cumsum(counts)
+        starts[(bounds - counts)[counts > 0]] = True
+        edges = [0, *bounds.tolist()]
+        out = [(ids[lo:hi], starts[lo:hi]) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+        # Whitespace the tokenizer does not split on (BertNormalizer drops \x0b, \x0c,
+        # \x1c-\x1f and \x85 as control characters) joins words the eojeol split keeps apart.
+        odd = np.flatnonzero(unsplit[codes])
+        if odd.size:
+            redo = np.unique(np.searchsorted(base, odd, side="right") - 1).tolist()
+            for k, encoded in zip(redo, self._encode_split([texts[k] for k in redo], 1), strict=True):
+                out[k] = encoded
+        return out
 
     def hf(self) -> PreTrainedTokenizerFast:
         """The same tokenizer as stock ``transformers`` loads it (``AutoTokenizer``)."""
@@ -111,6 +185,32 @@ def _with_word_starts(
     starts = np.ones(len(ids), dtype=bool)
     starts[1:] = owner[1:] != owner[:-1]
     return np.asarray(ids, dtype=np.int32), starts
+
+
+def _raw_text_check(tokenizer: Tokenizer) -> np.ndarray | None:
+    """Whether whole texts can be encoded instead of their eojeols: None if not, else the
+    whitespace characters (a mask like ``_SPACE``) the tokenizer does not split on, whose texts
+    still go the pre-split way.
+
+    Needs BERT's pre-tokenizer (it splits on whitespace, so a text's words are its eojeols'
+    words) and normalizers that work character by character (checked by name, then on every
+    whitespace character).
+    """
+    spec = json.loads(tokenizer.to_str())
+    if (spec.get("pre_tokenizer") or {}).get("type") != "BertPreTokenizer":
+        return None
+    norm = spec.get("normalizer") or {}
+    parts = norm.get("normalizers", []) if norm.get("type") == "Sequence" else [norm] if norm else []
+    if any(part.get("type") not in _LOCAL_NORMALIZERS for part in parts):
+        return None
+    unsplit = np.zeros_like(_SPACE)
+    for code in np.flatnonzero(_SPACE):
+        text = f"x{chr(code)}y"
+        if tokenizer.normalizer is not None:
+            text = tokenizer.normalizer.normalize_str(text)
+        words = [w for w, _ in tokenizer.pre_tokenizer.pre_tokenize_str(text)]
+        unsplit[code] = words != ["x", "y"]
+    return None if unsplit[ord(" ")] else unsplit
 
 
 def _read_tokenizer(directory: Path) -> Tokenizer:

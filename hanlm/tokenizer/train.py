@@ -18,7 +18,7 @@ from tqdm import tqdm
 import hanlm
 from hanlm.config import opt, to_dict
 from hanlm.errors import HanlmError
-from hanlm.text import CorpusConfig, CorpusStats, read_texts
+from hanlm.text import SKIPPED_FILE, CorpusConfig, CorpusStats, read_texts, write_skipped
 from hanlm.tokenizer.format import (
     CONFIG_FILE,
     CONTINUATION,
@@ -98,7 +98,10 @@ def train_tokenizer(cfg: TokenizerTrainConfig) -> Path:
     tokenizer, twins = _complete_alphabet(tokenizer, cfg.vocab_size)
     set_post_processor(tokenizer)
     seconds = time.perf_counter() - start
-    _save(tokenizer, out, _meta(cfg, tokenizer, counter.n, twins, seconds))
+    write_skipped(stats, out / SKIPPED_FILE)
+    meta = _meta(cfg, tokenizer, counter.n, twins, seconds)
+    meta["training"]["skipped"] = len(stats.skipped)
+    _save(tokenizer, out, meta)
     logger.info(
         "trained a %s-token vocabulary on %s texts in %.1f s (%s); wrote %s",
         f"{tokenizer.get_vocab_size():,}",

@@ -1,0 +1,570 @@
+"""Fine-tuning and batch-inference speed: hanlm against the Hugging Face `Trainer`, in one run.
+
+    python -m bench.finetune --quick            # < 10 min on 2 loaded CPU cores
+    python -m bench.finetune                    # more steps, the whole NSMC test set
+
+Both systems fine-tune the *same* BERT-mini checkpoint (`prepare`: a seeded random
+`BertForSequenceClassification` init saved with a WordPiece tokenizer that hanlm trained on the
+NSMC training text) on the same NSMC subsample, with the same batch size, learning rate, schedule,
+AdamW settings, clipping, seed, step count and max length 128, then predict the same held-out
+sample of the NSMC test file:
+
+- **baseline** (`run_baseline`): what the Hugging Face docs teach: `Trainer` +
+  `DataCollatorWithPadding` (dynamic padding, random batches), eager attention, then
+  `trainer.predict` on the held-out sample;
+- **hanlm** (`run_hanlm`): `hanlm.tasks.run.finetune` with its defaults, then
+  `hanlm.tasks.run.evaluate` (the `hanlm evaluate` verb) on the model directory it wrote.
+
+The two run in two processes that take turns (bench/common.py `Turns`): one optimizer step each
+while training, one batch each while predicting, so both meet the same background load. Set-up,
+reading, tokenization, saving and scoring run while the other waits and are not timed; the
+timed spans are the training steps (data collation, forward, backward, clipping, optimizer,
+schedule, per-step logging) and the inference call (`trainer.predict`; hanlm's `run_inference`,
+which includes decoding the logits to labelled predictions). Reported per system: training and
+inference samples/s (and per CPU-second), the real-token share of the computed positions, peak
+RSS, held-out accuracy; then ratios hanlm/baseline. Writes `<out>/finetune[-quick].json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing as mp
+import random
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from bench.common import Turns, machine, peak_rss_mb, write_json
+from hanlm.model.presets import PRESETS
+
+logger = logging.getLogger(__name__)
+
+NSMC = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "nsmc"
+QUICK = {"steps": 150, "eval": 5000, "warmup": 5}
+FULL = {"steps": 1500, "eval": 50000, "warmup": 10}
+# The issue's figures for this baseline on this machine (BERT-mini, samples/s), for context only.
+ISSUE_BASELINE = {"train_samples_per_second": 96, "eval_samples_per_second": 341}
+
+
+# ---------------------------------------------------------------- inputs, built once
+
+
+@dataclass
+class Workspace:
+    model: Path  # HF directory: config.json, model.safetensors, tokenizer files
+    train: Path  # NSMC-format TSV subsample (id, document, label)
+    eval: Path
+
+
+def _nsmc_rows(path: Path) -> list[str]:
+    """Data lines of an NSMC file whose review is not empty (read as hanlm reads TSV: no quote
+    processing)."""
+    with path.open(encoding="utf-8") as f:
+        next(f)
+        return [line for line in f if len(line.rstrip("\n").split("\t")) == 3 and line.split("\t")[1].strip()]
+
+
+def _subsample(source: Path, out: Path, n: int, seed: int) -> Path:
+    if not out.is_file():
+        rows = _nsmc_rows(source)
+        random.Random(seed).shuffle(rows)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text("id\tdocument\tlabel\n" + "".join(rows[:n]), encoding="utf-8")
+        tmp.rename(out)
+    return out
+
+
+def prepare(work: Path, *, nsmc: Path, preset: str, vocab_size: int, train_n: int, eval_n: int,
+            seed: int) -> Workspace:
+    """Tokenizer (hanlm, on the NSMC training text), one saved model init, two subsamples."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from hanlm.text import CorpusConfig
+    from hanlm.tokenizer import KoreanTokenizer, TokenizerTrainConfig, train_tokenizer
+
+    tok_dir = work / f"tok-nsmc-v{vocab_size}"
+    if not (tok_dir / "tokenizer.json").is_file():
+        train_tokenizer(TokenizerTrainConfig(
+            corpus=[str(nsmc / "ratings_train.txt")], out=str(tok_dir), vocab_size=vocab_size, overwrite=True,
+            reader=CorpusConfig(format="tsv", text_column="document", id_column="id", on_error="skip")))
+    model_dir = work / f"model-{preset}-v{vocab_size}-s{seed}"
+    if not (model_dir / "model.safetensors").is_file():
+        tok = KoreanTokenizer.load(tok_dir).hf()
+        p = PRESETS[preset]
+        config = BertConfig(vocab_size=len(tok), hidden_size=p.hidden, num_hidden_layers=p.layers,
+                            num_attention_heads=p.heads, intermediate_size=p.intermediate,
+                            pad_token_id=tok.pad_token_id, num_labels=2, id2label={0: "0", 1: "1"},
+                            label2id={"0": 0, "1": 1}, problem_type="single_label_classification")
+        torch.manual_seed(seed)
+        BertForSequenceClassification(config).save_pretrained(model_dir)
+        tok.save_pretrained(model_dir)
+    return Workspace(model_dir,
+                     _subsample(nsmc / "ratings_train.txt", work / f"train-{train_n}-s{seed}.txt", train_n, seed),
+                     _subsample(nsmc / "ratings_test.txt", work / f"eval-{eval_n}-s{seed}.txt", eval_n, seed))
+
+
+# ---------------------------------------------------------------- taking turns, timing
+
+
+@dataclass
+class Spec:
+    model: str
+    train: str
+    eval: str
+    out: str
+    steps: int
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    lr: float = 5e-5
+    max_len: int = 128
+    seed: int = 42
+
+
+class Clock:
+    """Own wall and CPU time of one system while the two take turns.
+
+    The system holds the turn from its start; `boundary` lines both up at a phase (set-up →
+    training → inference), `tick` closes a timed segment, passes the turn and waits for it
+    again, `stop` closes the last segment of a phase and keeps the turn (untimed work follows).
+    """
+
+    def __init__(self, turns: Turns, me: int, barrier):
+        self.turns, self.me, self.barrier = turns, me, barrier
+        self.segments: dict[str, list[dict]] = {"train": [], "eval": []}
+        self.phase = "setup"
+
+    def boundary(self, phase: str) -> None:
+        self.turns.release(self.me)
+        self.barrier.wait()
+        self.turns.acquire(self.me)
+        self.phase = phase
+        self._start()
+
+    def _start(self) -> None:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def _record(self) -> None:
+        self.segments[self.phase].append({"seconds": time.perf_counter() - self._wall,
+                                          "cpu_seconds": time.process_time() - self._cpu})
+
+    def tick(self) -> None:
+        self._record()
+        self.turns.release(self.me)
+        self.turns.acquire(self.me)
+        self._start()
+
+    def stop(self) -> None:
+        self._record()
+        self.phase = "done"
+
+
+class ProfileClock(Clock):
+    """No turns (one system alone): the training phase runs under `torch.profiler`, and
+    `profile` holds the self-CPU time of its operators, grouped (`--profile`)."""
+
+    def __init__(self):
+        self.segments = {"train": [], "eval": []}
+        self.phase = "setup"
+        self.profile: dict = {}
+
+    def boundary(self, phase: str) -> None:
+        self.phase = phase
+        if phase == "train":
+            self._prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+            self._prof.__enter__()
+        self._start()
+
+    def tick(self) -> None:
+        self._record()
+        self._start()
+
+    def stop(self) -> None:
+        self._record()
+        if self.phase == "train":
+            self._prof.__exit__(None, None, None)
+            self.profile = summarize_profile(self._prof, sum(s["seconds"] for s in self.segments["train"]))
+        self.phase = "done"
+
+
+# operator name -> share group (first match wins); self-CPU time, so nothing is counted twice
+PROFILE_GROUPS = (
+    ("matmul", ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")),
+    ("optimizer (AdamW)", ("_foreach_", "fused_adam", "adamw")),
+    ("dropout", ("bernoulli", "dropout")),
+    ("softmax, mask", ("softmax", "masked_fill", "aten::where", "scaled_dot_product", "_efficient_attention",
+                       "flash_attention")),
+    ("layer norm", ("layer_norm",)),
+    ("gelu", ("gelu",)),
+    ("embedding (fwd/bwd)", ("embedding",)),
+    ("element-wise", ("aten::mul", "aten::add", "aten::div", "aten::sum", "aten::sub", "aten::neg", "aten::sqrt")),
+    ("copies, fills", ("copy_", "aten::clone", "aten::fill_", "aten::zero_", "aten::zeros", "aten::empty",
+                       "aten::full", "contiguous")),
+    ("grad norm / clip", ("norm", "clamp")),
+)
+
+
+def summarize_profile(prof, wall_seconds: float) -> dict:
+    groups: dict[str, float] = {}
+    ops = []
+    for event in prof.key_averages():
+        seconds = event.self_cpu_time_total / 1e6
+        if seconds <= 0:
+            continue
+        ops.append((event.key, seconds))
+        group = next((g for g, keys in PROFILE_GROUPS if any(k in event.key for k in keys)), "other operators")
+        groups[group] = groups.get(group, 0.0) + seconds
+    total = sum(groups.values())
+    return {"wall_seconds": wall_seconds, "operator_self_cpu_seconds": total,
+            "groups_share_of_operator_time": {g: t / total for g, t in sorted(groups.items(), key=lambda x: -x[1])},
+            "top_operators": [{"op": k, "self_cpu_seconds": t} for k, t in sorted(ops, key=lambda x: -x[1])[:15]]}
+
+
+def _shape(mask_or_lengths, width: int) -> dict:
+    lengths = [int(x) for x in mask_or_lengths]
+    return {"lengths": lengths, "width": width}
+
+
+def _peak_rss_of_phase(result: dict, phase: str) -> None:
+    result[f"peak_rss_mb_after_{phase}"] = peak_rss_mb()
+
+
+# ---------------------------------------------------------------- baseline (Hugging Face)
+
+
+def _read_nsmc(path: str) -> tuple[list[str], list[int]]:
+    texts, labels = [], []
+    with open(path, encoding="utf-8") as f:
+        next(f)
+        for line in f:
+            _, text, label = line.rstrip("\n").split("\t")
+            texts.append(text)
+            labels.append(int(label))
+    return texts, labels
+
+
+def run_baseline(spec: Spec, clock: Clock) -> dict:
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
+
+    tokenizer = AutoTokenizer.from_pretrained(spec.model)
+    model = AutoModelForSequenceClassification.from_pretrained(spec.model, attn_implementation="eager")
+
+    def dataset(path: str) -> list[dict]:
+        # as `datasets.map(lambda x: tokenizer(x["text"], truncation=True), batched=True)` hands
+        # the rows to the collator (datasets is not installed here)
+        texts, labels = _read_nsmc(path)
+        enc = tokenizer(texts, truncation=True, max_length=spec.max_len)
+        return [{**{k: v[i] for k, v in enc.items()}, "labels": labels[i]} for i in range(len(texts))]
+
+    train_set, eval_set = dataset(spec.train), dataset(spec.eval)
+    pad = DataCollatorWithPadding(tokenizer)
+    batches: dict[str, list[dict]] = {"train": [], "eval": []}
+
+    def collate(features):
+        batch = pad(features)
+        if clock.phase in batches:
+            batches[clock.phase].append(_shape(batch["attention_mask"].sum(1), batch["input_ids"].shape[1]))
+        return batch
+
+    class Turn(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            clock.boundary("train")
+
+        def on_step_end(self, args, state, control, **kw):
+            clock.tick() if state.global_step < spec.steps else clock.stop()
+
+        def on_prediction_step(self, args, state, control, **kw):
+            clock.tick()
+
+    cuda = torch.cuda.is_available()
+    args = TrainingArguments(
+        output_dir=str(Path(spec.out) / "baseline"), per_device_train_batch_size=spec.batch_size,
+        per_device_eval_batch_size=spec.eval_batch_size, max_steps=spec.steps, learning_rate=spec.lr,
+        warmup_steps=0.1, lr_scheduler_type="linear", weight_decay=0.01, adam_beta1=0.9, adam_beta2=0.999,
+        adam_epsilon=1e-8, max_grad_norm=1.0, seed=spec.seed, logging_steps=50, save_strategy="no",
+        report_to="none", disable_tqdm=True, use_cpu=not cuda, bf16=cuda, dataloader_num_workers=0,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=train_set, data_collator=collate, callbacks=[Turn()])
+    trainer.train()
+    result = {"attn_implementation": model.config._attn_implementation}
+    _peak_rss_of_phase(result, "train")
+
+    clock.boundary("eval")
+    out = trainer.predict(eval_set)
+    clock.stop()
+    predictions = out.predictions.argmax(-1)
+    result["accuracy"] = 100.0 * float((predictions == out.label_ids).mean())
+    result["eval_examples"] = len(eval_set)
+    result["batches"] = {k: v[: spec.steps] if k == "train" else v for k, v in batches.items()}
+    return result
+
+
+# ---------------------------------------------------------------- hanlm
+
+
+def run_hanlm(spec: Spec, clock: Clock) -> dict:
+    from hanlm.tasks import loop, run
+    from hanlm.tasks.loop import TrainConfig
+    from hanlm.tasks.run import DataOptions, EvaluateConfig, FinetuneConfig
+
+    batches: dict[str, list[dict]] = {"train": [], "eval": []}
+    collate, run_inference = loop.collate, run.run_inference
+    trainer_run, after_step = loop._Trainer.run, loop._Trainer._after_step
+    seen = {"eval": 0}
+
+    # Hooks, not changes: each wraps hanlm's own function and only records or passes the turn.
+    def recording_collate(features, pad_id):
+        batch = collate(features, pad_id)
+        if clock.phase in batches:
+            batches[clock.phase].append(_shape(batch["attention_mask"].sum(1), batch["input_ids"].shape[1]))
+        if clock.phase == "eval":
+            seen["eval"] += 1
+            if seen["eval"] > 1:  # one inference batch per turn
+                clock.tick()
+        return batch
+
+    def timed_run(self, resume):
+        batches["attn_implementation"] = self.acc.unwrap_model(self.model).config._attn_implementation
+        clock.boundary("train")
+        return trainer_run(self, resume)
+
+    def timed_after_step(self):
+        after_step(self)
+        clock.tick() if self.state.step < self.total else clock.stop()
+
+    def timed_inference(*a, **kw):
+        clock.boundary("eval")
+        out = run_inference(*a, **kw)
+        clock.stop()
+        return out
+
+    loop.collate, run.run_inference = recording_collate, timed_inference
+    loop._Trainer.run, loop._Trainer._after_step = timed_run, timed_after_step
+
+    out = Path(spec.out) / "hanlm"
+    cfg = FinetuneConfig(
+        task="nsmc", train=spec.train, model=spec.model, out=str(out),
+        options=DataOptions(max_len=spec.max_len),
+        loop=TrainConfig(max_steps=spec.steps, batch_size=spec.batch_size, eval_batch_size=spec.eval_batch_size,
+                         seed=spec.seed, progress=False,
+                         mixed_precision="bf16" if torch.cuda.is_available() else "no"),
+    )
+    cfg.loop.optim.lr = spec.lr
+    run.finetune(cfg)
+    result: dict = {}
+    _peak_rss_of_phase(result, "train")
+    metrics_path = out / "metrics-eval.json"
+    run.evaluate(EvaluateConfig(task="nsmc", data=spec.eval, model=str(out / "model"), output=str(metrics_path),
+                                batch_size=spec.eval_batch_size, options=DataOptions(max_len=spec.max_len)))
+    evaluated = json.loads(metrics_path.read_text())
+    result["attn_implementation"] = batches.pop("attn_implementation")
+    result["accuracy"] = evaluated["metrics"]["accuracy"]
+    result["eval_examples"] = evaluated["examples"]
+    result["hanlm_evaluate_seconds"] = evaluated["seconds"]
+    result["batches"] = batches
+    return result
+
+
+SYSTEMS = {"baseline": run_baseline, "hanlm": run_hanlm}
+
+
+def worker(name: str, spec: Spec, turns: Turns, barrier, me: int, queue) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    turns.acquire(me)  # set-up runs alone too
+    clock = Clock(turns, me, barrier)
+    try:
+        result = SYSTEMS[name](spec, clock)
+        result.update(segments=clock.segments, peak_rss_mb=peak_rss_mb())
+        turns.leave(me)
+        queue.put((name, result))
+    except BaseException as e:  # report, and never leave the other waiting for the turn
+        barrier.abort()
+        turns.leave(me)
+        queue.put((name, {"error": repr(e)}))
+        raise
+
+
+def profile_worker(name: str, spec: Spec, queue) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    clock = ProfileClock()
+    try:
+        result = SYSTEMS[name](spec, clock)
+        queue.put((name, {"profile": clock.profile, "segments": clock.segments, "batches": result["batches"]["train"]}))
+    except BaseException as e:
+        queue.put((name, {"error": repr(e)}))
+        raise
+
+
+def run_profiles(spec: Spec) -> dict:
+    """Each system alone, one after the other, its training steps under the torch profiler."""
+    ctx = mp.get_context("spawn")
+    out = {}
+    for name in SYSTEMS:
+        queue = ctx.Queue()
+        proc = ctx.Process(target=profile_worker, args=(name, spec, queue))
+        proc.start()
+        out[name] = queue.get()[1]
+        proc.join()
+        if "error" in out[name]:
+            raise RuntimeError(f"{name} failed: {out[name]['error']}")
+    return out
+
+
+def print_profiles(profiles: dict) -> None:
+    for name, r in profiles.items():
+        p = r["profile"]
+        print(f"\n== {name}: torch-profiler self-CPU time of its training steps "
+              f"({p['operator_self_cpu_seconds']:.1f} s of operators in {p['wall_seconds']:.1f} s wall, "
+              f"real-token fraction {real_token_fraction(r['batches']):.0%})")
+        for group, share in p["groups_share_of_operator_time"].items():
+            print(f"{group:>28} {share:6.1%}")
+
+
+def run_pair(spec: Spec) -> dict:
+    ctx = mp.get_context("spawn")
+    turns, barrier, queue = Turns(2, ctx), ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=worker, args=(name, spec, turns, barrier, k, queue))
+             for k, name in enumerate(SYSTEMS)]
+    for p in procs:
+        p.start()
+    results = dict(queue.get() for _ in procs)
+    for p in procs:
+        p.join()
+    for name, r in results.items():
+        if "error" in r:
+            raise RuntimeError(f"{name} failed: {r['error']}")
+    return results
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def real_token_fraction(batches: list[dict]) -> float:
+    computed = sum(len(b["lengths"]) * b["width"] for b in batches)
+    return sum(sum(b["lengths"]) for b in batches) / computed if computed else 0.0
+
+
+def system_metrics(r: dict, warmup: int) -> dict:
+    steps, train_batches = r["segments"]["train"][warmup:], r["batches"]["train"][warmup:]
+    samples = sum(len(b["lengths"]) for b in train_batches)
+    real = sum(sum(b["lengths"]) for b in train_batches)
+    seconds = sum(s["seconds"] for s in steps)
+    cpu = sum(s["cpu_seconds"] for s in steps)
+    ev = r["segments"]["eval"]
+    eval_seconds, eval_cpu = sum(s["seconds"] for s in ev), sum(s["cpu_seconds"] for s in ev)
+    return {
+        "attn_implementation": r["attn_implementation"],
+        "train_steps": len(r["segments"]["train"]),
+        "train_samples_per_second": samples / seconds,
+        "train_samples_per_cpu_second": samples / cpu,
+        "train_real_tokens_per_second": real / seconds,
+        "train_seconds_per_step_median": statistics.median(s["seconds"] for s in steps),
+        "train_real_token_fraction": real_token_fraction(r["batches"]["train"]),
+        "eval_examples": r["eval_examples"],
+        "eval_seconds": eval_seconds,
+        "eval_samples_per_second": r["eval_examples"] / eval_seconds,
+        "eval_samples_per_cpu_second": r["eval_examples"] / eval_cpu,
+        "eval_real_token_fraction": real_token_fraction(r["batches"]["eval"]),
+        "peak_rss_mb_after_train": r["peak_rss_mb_after_train"],
+        "peak_rss_mb": r["peak_rss_mb"],
+        "accuracy": r["accuracy"],
+    }
+
+
+RATIO_KEYS = ("train_samples_per_second", "train_samples_per_cpu_second", "eval_samples_per_second",
+              "eval_samples_per_cpu_second", "peak_rss_mb")
+
+
+def print_report(report: dict) -> None:
+    s = report["systems"]
+    print(f"\n== fine-tuning {report['preset']} on NSMC: {report['steps']} steps x {report['batch_size']},"
+          f" {s['baseline']['eval_examples']} held-out reviews")
+    print(f"{'':>30} {'baseline':>10} {'hanlm':>10} {'hanlm/base':>11}")
+    rows = [("train samples/s", "train_samples_per_second", "{:10.1f}"),
+            ("train samples/CPU-s", "train_samples_per_cpu_second", "{:10.1f}"),
+            ("train real-token fraction", "train_real_token_fraction", "{:10.1%}"),
+            ("eval samples/s", "eval_samples_per_second", "{:10.1f}"),
+            ("eval samples/CPU-s", "eval_samples_per_cpu_second", "{:10.1f}"),
+            ("eval real-token fraction", "eval_real_token_fraction", "{:10.1%}"),
+            ("peak RSS MB", "peak_rss_mb", "{:10.0f}"),
+            ("held-out accuracy %", "accuracy", "{:10.2f}")]
+    for label, key, fmt in rows:
+        ratio = report["ratios_hanlm_over_baseline"].get(key)
+        print(f"{label:>30} {fmt.format(s['baseline'][key])} {fmt.format(s['hanlm'][key])}"
+              f" {'' if ratio is None else f'{ratio:10.2f}x'}")
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="150 steps, 5,000 held-out reviews (< 10 min)")
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps per system (default per mode)")
+    parser.add_argument("--eval-examples", type=int, default=None, help="held-out reviews (default per mode)")
+    parser.add_argument("--warmup", type=int, default=None, help="first steps left out of the rates")
+    parser.add_argument("--preset", default="mini", choices=list(PRESETS))
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--eval-batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--vocab-size", type=int, default=32000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--nsmc", default=str(NSMC), help="folder with ratings_train.txt and ratings_test.txt")
+    parser.add_argument("--work", default="/tmp/hanlm-bench-finetune", help="work directory (tokenizer, model, subsamples)")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of the timed comparison: each system alone under the torch profiler")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    mode = QUICK if args.quick else FULL
+    steps = args.steps or mode["steps"]
+    eval_n = args.eval_examples or mode["eval"]
+    warmup = args.warmup if args.warmup is not None else min(mode["warmup"], steps // 5)
+    started = time.time()
+    work = Path(args.work)
+    ws = prepare(work, nsmc=Path(args.nsmc), preset=args.preset, vocab_size=args.vocab_size,
+                 train_n=steps * args.batch_size, eval_n=eval_n, seed=args.seed)
+    spec = Spec(model=str(ws.model), train=str(ws.train), eval=str(ws.eval), steps=steps,
+                batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, lr=args.lr, seed=args.seed,
+                out=str(work / f"runs-{int(started)}"))
+    report = {"command": "python -m bench.finetune " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+              "machine": machine(), "preset": args.preset, "steps": steps, "batch_size": args.batch_size,
+              "warmup_steps_excluded": warmup, "spec": asdict(spec),
+              "setup_seconds": round(time.time() - started, 1), "issue_baseline_figures": ISSUE_BASELINE}
+    if args.profile:
+        report["profiles"] = run_profiles(spec)
+        out = Path(args.out) / ("finetune-profile-quick.json" if args.quick else "finetune-profile.json")
+        write_json(out, report)
+        print_profiles(report["profiles"])
+        print(f"\nwrote {out}")
+        return report
+    logger.info("fine-tuning %s: %d steps per system, %d held-out reviews", args.preset, steps, eval_n)
+    results = run_pair(spec)
+    report["systems"] = {name: system_metrics(results[name], warmup) for name in SYSTEMS}
+    b, h = report["systems"]["baseline"], report["systems"]["hanlm"]
+    report["ratios_hanlm_over_baseline"] = {key: h[key] / b[key] for key in RATIO_KEYS}
+    report["accuracy_difference_points"] = h["accuracy"] - b["accuracy"]
+    report["raw"] = {name: {"segments": r["segments"], "batches": r["batches"]} for name, r in results.items()}
+    report["seconds"] = round(time.time() - started, 1)
+    report["machine"]["load_average_1min_end"] = machine()["load_average_1min"]
+    out = Path(args.out) / ("finetune-quick.json" if args.quick else "finetune.json")
+    write_json(out, report)
+    print_report(report)
+    print(f"\nwrote {out} in {report['seconds']:.0f} s")
+    return report
+
+
+if __name__ == "__main__":
+    main()
