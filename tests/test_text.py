@@ -422,16 +422,17 @@ def test_long_table_fields_are_read_whole(tmp_path):
 
 
 def test_write_skipped_report_and_its_removal(tmp_path):
-    from hanlm.text import SKIPPED_FILE, write_skipped
+    from hanlm.errors import write_skipped
+    from hanlm.text import SKIPPED_FILE
 
     path = write(tmp_path / "c.jsonl", '{"text": "가"}\n{"text": "나\n{"text": "다"}\n')
     _, stats = skipping(path)
     report = tmp_path / SKIPPED_FILE
-    write_skipped(stats, report)
+    write_skipped(stats.skipped, report)
     rows = [json.loads(line) for line in report.read_text(encoding="utf-8").splitlines()]
     assert [(r["file"], r["line"]) for r in rows] == [(path, 2)]
     assert "malformed JSON" in rows[0]["reason"]
-    write_skipped(CorpusStats(), report)  # nothing skipped this time: no stale report
+    write_skipped(CorpusStats().skipped, report)  # nothing skipped this time: no stale report
     assert not report.exists()
 
 

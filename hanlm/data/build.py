@@ -35,14 +35,13 @@ from hanlm import config as config_lib
 from hanlm.config import opt
 from hanlm.data.instances import assemble, pairs_from_document, split_long
 from hanlm.data.shards import write_shard
-from hanlm.errors import HanlmError
+from hanlm.errors import HanlmError, write_skipped
 from hanlm.text import (
     SKIPPED_FILE,
     CorpusConfig,
     CorpusStats,
     Document,
     read_documents,
-    write_skipped,
 )
 from hanlm.tokenizer import KoreanTokenizer
 from hanlm.tokenizer import format as tokenizer_files
@@ -261,7 +260,7 @@ def build_dataset(cfg: DataBuildConfig) -> Path:
     results = _run_chunks(chunks, job_cfg, out, cfg, workers)
     meta = _summarise(results, cfg, settings, tok, started)
     meta["on_error"], meta["skipped"] = cfg.reader.on_error, len(stats.skipped)
-    write_skipped(stats, out / SKIPPED_FILE)
+    write_skipped(stats.skipped, out / SKIPPED_FILE)
     atomic.write_text(out / "meta.json", json.dumps(meta, indent=2, ensure_ascii=False))
     logger.info(
         "built %d train / %d eval instances (%d tokens) from %d documents in %.1fs -> %s",

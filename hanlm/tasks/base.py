@@ -26,7 +26,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from hanlm.errors import HanlmError
+from hanlm.errors import HanlmError, Skipped, reject
 
 logger = logging.getLogger(__name__)
 
@@ -92,16 +92,6 @@ class Task(Protocol):
 
 
 @dataclass
-class Skipped:
-    path: str
-    line: int | None
-    reason: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"file": self.path, "line": self.line, "reason": self.reason}
-
-
-@dataclass
 class ReadOptions:
     """How to read a file. ``on_error='skip'`` records each bad record in ``skipped`` instead
     of stopping; nothing is ever dropped without a record. ``require_labels=False`` lets
@@ -114,10 +104,7 @@ class ReadOptions:
 
     def reject(self, error: HanlmError) -> None:
         """Raise `error`, or, under ``--on-error skip``, record it and go on."""
-        if self.on_error == "raise":
-            raise error
-        self.skipped.append(Skipped(error.path or "?", error.line, str(error)))
-        logger.debug("skipped: %s", error)
+        reject(error, self.on_error, self.skipped)
 
 
 def records(options: ReadOptions, rows: Iterator[tuple[int, Any]], parse) -> list[Any]:

@@ -28,7 +28,7 @@ from transformers import set_seed
 
 from hanlm import atomic, config
 from hanlm.config import opt
-from hanlm.errors import HanlmError
+from hanlm.errors import HanlmError, write_skipped
 from hanlm.tasks.base import Feature, ReadOptions, Task
 from hanlm.tasks.loop import Evaluation, TrainConfig, predict_outputs, process_state, train
 from hanlm.tasks.modeling import (
@@ -183,13 +183,6 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
     atomic.write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
-def write_skipped(read: ReadOptions, path: Path) -> None:
-    if read.skipped:
-        write_jsonl(path, [s.as_dict() for s in read.skipped])
-        logger.warning("skipped %d bad records (--on-error skip); listed in %s",
-                       len(read.skipped), path)
-
-
 def _command() -> str:
     if Path(sys.argv[0]).name in ("hanlm", "__main__.py"):
         return shlex.join(["hanlm", *sys.argv[1:]])
@@ -227,7 +220,7 @@ def finetune(cfg: FinetuneConfig) -> int:
     if processes.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         config.save(cfg, out / "config.yaml")
-        write_skipped(read, out / "skipped.jsonl")
+        write_skipped(read.skipped, out / "skipped.jsonl")
 
     def evaluate(m: Any, accelerator: Any) -> Evaluation:
         predictions = run_inference(task, m, tokenizer, dev_ex, dev_features,
@@ -345,7 +338,7 @@ def evaluate(cfg: EvaluateConfig) -> int:
               "skipped": len(read.skipped), "seconds": round(time.perf_counter() - start, 1),
               "metrics": scores}
     atomic.write_text(output, json.dumps(result, indent=2, ensure_ascii=False))
-    write_skipped(read, output.with_suffix(".skipped.jsonl"))
+    write_skipped(read.skipped, output.with_suffix(".skipped.jsonl"))
     if cfg.predictions:
         write_jsonl(Path(cfg.predictions), predictions)
     print(json.dumps(result, ensure_ascii=False))
@@ -400,7 +393,7 @@ def predict(cfg: PredictConfig) -> int:
                                 progress=True)
     output = Path(cfg.output)
     write_jsonl(output, predictions)
-    write_skipped(read, output.with_suffix(".skipped.jsonl"))
+    write_skipped(read.skipped, output.with_suffix(".skipped.jsonl"))
     print(json.dumps({"task": task.name, "input": cfg.input, "output": str(output),
                       "predictions": len(predictions), "skipped": len(read.skipped)},
                      ensure_ascii=False))

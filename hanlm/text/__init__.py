@@ -5,11 +5,9 @@ from hanlm.text.corpus import (
     CorpusConfig,
     CorpusStats,
     Document,
-    Skipped,
     load_ids,
     read_documents,
     read_texts,
-    write_skipped,
 )
 from hanlm.text.normalize import NormalizeStats, normalize
 from hanlm.text.sentences import split_sentences
@@ -24,7 +22,5 @@ __all__ = [
     "normalize",
     "read_documents",
     "read_texts",
-    "Skipped",
     "split_sentences",
-    "write_skipped",
 ]

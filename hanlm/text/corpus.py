@@ -23,7 +23,7 @@ decompressed on the fly. Every text goes through :func:`hanlm.text.normalize.nor
 
 A bad record (an undecodable line, malformed JSON, a row with the wrong number of fields, wiki
 text outside a ``<doc>`` block...) raises HanlmError; with ``on_error="skip"`` it is left out
-and listed in ``CorpusStats.skipped`` instead, which :func:`write_skipped` turns into the
+and listed in ``CorpusStats.skipped`` instead, which :func:`hanlm.errors.write_skipped` turns into the
 ``skipped.jsonl`` report. Errors about a whole file (missing, unreadable, no such column in the
 header, no text at all) are raised either way.
 """
@@ -44,9 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
-from hanlm import atomic
 from hanlm.config import opt
-from hanlm.errors import HanlmError
+from hanlm.errors import HanlmError, Skipped, reject
 from hanlm.text.normalize import NormalizeStats, normalize
 from hanlm.text.sentences import split_sentences
 
@@ -85,18 +84,6 @@ class Document:
     id: str  # record/document id: id column value, wiki id, group value, or "path:line"
     sentences: list[str]  # normalised, non-empty
     source: str  # "path:line" where the document starts (for error messages)
-
-
-@dataclass
-class Skipped:
-    """A record left out under ``--on-error skip``: one line of the skipped.jsonl report."""
-
-    path: str
-    line: int | None
-    reason: str
-
-    def as_dict(self) -> dict[str, object]:
-        return {"file": self.path, "line": self.line, "reason": self.reason}
 
 
 @dataclass
@@ -179,23 +166,6 @@ def read_texts(
         yield from doc.sentences
 
 
-def write_skipped(stats: CorpusStats, path: str | Path) -> None:
-    """Write the skipped records as JSONL (file, line, reason), atomically, and say so once.
-
-    With nothing skipped, a report an earlier run left at ``path`` is removed, so the file
-    always describes the output beside it.
-    """
-    path = Path(path)
-    if not stats.skipped:
-        path.unlink(missing_ok=True)
-        return
-    rows = (json.dumps(s.as_dict(), ensure_ascii=False) + "\n" for s in stats.skipped)
-    atomic.write_text(path, "".join(rows))
-    logger.warning(
-        "skipped %s bad records (--on-error skip); listed in %s", f"{len(stats.skipped):,}", path
-    )
-
-
 def load_ids(paths: list[str]) -> set[str]:
     """Ids from files holding one id a line, or a TSV/CSV whose header has an ``id`` column."""
     ids: set[str] = set()
@@ -213,10 +183,7 @@ def load_ids(paths: list[str]) -> set[str]:
 
 def _reject(error: HanlmError, cfg: CorpusConfig, stats: CorpusStats) -> None:
     """Raise a bad record's error, or, under ``--on-error skip``, list it and go on."""
-    if cfg.on_error == "raise":
-        raise error
-    stats.skipped.append(Skipped(error.path or "?", error.line, str(error)))
-    logger.debug("skipped: %s", error)
+    reject(error, cfg.on_error, stats.skipped)
 
 
 def _check_encoding(encoding: str) -> None:

@@ -17,8 +17,8 @@ from tqdm import tqdm
 
 import hanlm
 from hanlm.config import opt, to_dict
-from hanlm.errors import HanlmError
-from hanlm.text import SKIPPED_FILE, CorpusConfig, CorpusStats, read_texts, write_skipped
+from hanlm.errors import HanlmError, write_skipped
+from hanlm.text import SKIPPED_FILE, CorpusConfig, CorpusStats, read_texts
 from hanlm.tokenizer.format import (
     CONFIG_FILE,
     CONTINUATION,
@@ -98,7 +98,7 @@ def train_tokenizer(cfg: TokenizerTrainConfig) -> Path:
     tokenizer, twins = _complete_alphabet(tokenizer, cfg.vocab_size)
     set_post_processor(tokenizer)
     seconds = time.perf_counter() - start
-    write_skipped(stats, out / SKIPPED_FILE)
+    write_skipped(stats.skipped, out / SKIPPED_FILE)
     meta = _meta(cfg, tokenizer, counter.n, twins, seconds)
     meta["training"]["skipped"] = len(stats.skipped)
     _save(tokenizer, out, meta)
