@@ -88,3 +88,11 @@ def test_finetune_bench_runs_both_systems_end_to_end(tmp_path, shared_data):
         key = f"{phase}_real_token_fraction"
         assert saved["systems"]["hanlm"][key] > saved["systems"]["baseline"][key]
     assert set(report["ratios_hanlm_over_baseline"]) >= {"train_samples_per_second", "eval_samples_per_second"}
+
+
+def test_optimizer_bench_times_both_adamw_implementations():
+    from bench.optimizer import compare
+
+    result = compare(vocab_size=500, hidden=32, layers=1, rounds=3, batch=(4, 8))
+    assert set(result) == {"foreach", "fused"}
+    assert all(r["optimizer_s"] > 0 and r["forward_backward_s"] > 0 for r in result.values())
