@@ -85,6 +85,11 @@ VERBS: dict[str, Verb] = {
 }
 
 
+# The only verbs that go on the network, and only with this option (a config field): every
+# other command runs with the Hugging Face libraries offline (see `_stay_offline`).
+NETWORK_OPTIONS: dict[str, str] = {"export": "push_to_hub"}
+
+
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(
         prog="hanlm", description="Raw Korean text to a trained, evaluated, shareable Korean BERT."
@@ -112,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser, leaves = _parser()
     # Generating every verb's flags would import every module; parse the verb first.
     verb_name = _find_verb(argv)
+    _stay_offline(verb_name, argv)
     if verb_name is not None:
         verb = VERBS[verb_name]
         module = importlib.import_module(verb.module)
@@ -138,6 +144,50 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hanlm {args.handler}: interrupted", file=sys.stderr)
         return 130
     return int(result) if isinstance(result, int) else 0
+
+
+def _stay_offline(verb_name: str | None, argv: list[str]) -> None:
+    """Set HF_HUB_OFFLINE=1 unless the user set it or this command asks for the network.
+
+    hanlm loads models and tokenizers from local directories only; with the variable set,
+    transformers and huggingface_hub do not try the network behind its back either.
+    huggingface_hub reads the variable once, when imported, so this runs before the verb's
+    module is imported. The variable is the only state it changes.
+    """
+    if "HF_HUB_OFFLINE" in os.environ or _asks_for_network(verb_name, argv):
+        return
+    os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+class _NotParsed(Exception):
+    pass
+
+
+class _QuietParser(argparse.ArgumentParser):
+    def error(self, message):  # the real parser reports the error, after this one
+        raise _NotParsed(message)
+
+
+def _asks_for_network(verb_name: str | None, argv: list[str]) -> bool:
+    """Whether the network option of `verb_name` is given, as a flag or in the --config YAML,
+    read with the spellings and abbreviations the verb's own parser accepts."""
+    option = NETWORK_OPTIONS.get(verb_name or "")
+    if option is None:
+        return False
+    parser = _QuietParser(add_help=False)
+    parser.add_argument("--config")
+    parser.add_argument(f"--{option.replace('_', '-')}", f"--{option}", dest=option)
+    try:
+        known, _ = parser.parse_known_args(argv)
+    except _NotParsed:
+        return False
+    value = getattr(known, option)
+    if value is None and known.config:
+        try:
+            value = config.read_yaml(known.config).get(option)
+        except HanlmError:  # reported when the verb reads it
+            return False
+    return bool(value)
 
 
 def _find_verb(argv: list[str]) -> str | None:

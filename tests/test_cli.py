@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,69 @@ def test_bad_input_gets_one_line_errors(tmp_path: Path):
                    "optim.lr", "> 0")
     one_line_error(hanlm("pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "r")),
                    "not a built data directory")
+
+
+# ------------------------------------------------------------------------------ offline
+
+
+def test_every_verb_runs_offline_unless_the_user_says_otherwise(tmp_path: Path, monkeypatch):
+    from hanlm import cli
+
+    missing = str(tmp_path / "no-run")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert cli.main(["export", missing, "--out", str(tmp_path / "hf")]) == 2
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    assert cli.main(["fill-mask", missing, "민주[MASK]"]) == 2
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # the user's choice stands
+    assert cli.main(["export", missing, "--out", str(tmp_path / "hf")]) == 2
+    assert os.environ["HF_HUB_OFFLINE"] == "0"
+
+
+def test_push_to_hub_is_left_online(tmp_path: Path, monkeypatch):
+    from hanlm import cli
+
+    missing = str(tmp_path / "no-run")
+    (tmp_path / "push.yaml").write_text("push_to_hub: me/model\n")
+    for flags in (["--push-to-hub", "me/model"], ["--push_to_hub=me/model"],
+                  ["--push-to", "me/model"], ["--config", str(tmp_path / "push.yaml")]):
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        assert cli.main(["export", missing, "--out", str(tmp_path / "hf"), *flags]) == 2
+        assert "HF_HUB_OFFLINE" not in os.environ, flags
+
+
+def test_network_option_is_read_like_the_verbs_parser(tmp_path: Path):
+    from hanlm.cli import _asks_for_network
+
+    (tmp_path / "local.yaml").write_text("name: x\n")
+    assert _asks_for_network("export", ["export", "run", "--push-to-hub", "a/b"])
+    assert not _asks_for_network("export", ["export", "run", "--out", "hf"])
+    for name in ("local.yaml", "nope.yaml"):  # no push_to_hub key; no file (an error later)
+        assert not _asks_for_network("export", ["export", "run", "--config", str(tmp_path / name)])
+    assert not _asks_for_network("export", ["export", "run", "--push", "a/b"])  # ambiguous: refused
+    assert not _asks_for_network("finetune", ["finetune", "--push-to-hub", "a/b"])
+    assert not _asks_for_network(None, ["--help"])
+
+
+OFFLINE_PROBE = """
+import sys
+from hanlm.cli import main
+main(sys.argv[1:])
+import huggingface_hub.constants
+print("offline" if huggingface_hub.constants.is_offline_mode() else "online")
+"""
+
+
+def test_offline_is_set_before_huggingface_hub_reads_it(tmp_path: Path):
+    """huggingface_hub reads HF_HUB_OFFLINE once, at import: the CLI must set it before."""
+    env = {"TOKENIZERS_PARALLELISM": "false", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
+           "HF_HUB_DISABLE_TELEMETRY": "1"}
+    export = ["export", str(tmp_path / "no-run"), "--out", str(tmp_path / "hf")]
+    for flags, mode in (([], "offline"), (["--push-to-hub", "me/model"], "online")):
+        r = subprocess.run([sys.executable, "-c", OFFLINE_PROBE, *export, *flags],
+                           capture_output=True, text=True, timeout=300, env=env,
+                           cwd=Path(__file__).resolve().parents[1])
+        assert r.returncode == 0 and r.stdout.strip() == mode, r.stderr[-2000:]

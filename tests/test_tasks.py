@@ -5,6 +5,7 @@ round trip, the readers' error messages, the split, and the shared loop (learnin
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
 from pathlib import Path
@@ -28,7 +29,7 @@ from transformers import AutoConfig, AutoTokenizer
 from hanlm import config
 from hanlm.errors import HanlmError
 from hanlm.tasks.base import ReadOptions, Task
-from hanlm.tasks.modeling import HEADS
+from hanlm.tasks.modeling import HEADS, load_model
 from hanlm.tasks.ner import char_tags, entity_spans
 from hanlm.tasks.registry import TASKS, get_task
 from hanlm.tasks.relation import mark_entities
@@ -415,6 +416,39 @@ def test_evaluate_scores_the_runs_held_out_part(tiny_model, tmp_path):
     assert scored(other, out)["examples"] == 8
 
 
+def test_evaluate_writes_metrics_beside_the_model_by_default(tiny_model, tmp_path,
+                                                             monkeypatch):
+    """Without --output: RUN/metrics-TASK-FILE.json for a run (RUN or RUN/model), else next to
+    the model directory; never the working directory. --output still wins."""
+    files = FIXTURES["nsmc"](tmp_path / "data")
+    run = tmp_path / "run"
+    summary = run_finetune("nsmc", files, tiny_model, run, max_steps=2)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    name = f"metrics-nsmc-{Path(files['dev']).stem}.json"
+
+    def evaluated(model: Path, **flags) -> None:
+        assert evaluate(config.build(EvaluateConfig, {
+            "task": "nsmc", "data": str(files["dev"]), "model": str(model), "max_len": 64,
+            **flags})) == 0
+
+    for model in (run, run / "model"):
+        evaluated(model)
+        written = run / name
+        assert json.loads(written.read_text(encoding="utf-8"))["metrics"] == pytest.approx(
+            summary["dev"], abs=1e-6)
+        written.unlink()
+    standalone = tmp_path / "models" / "nsmc-bert"
+    shutil.copytree(run / "model", standalone)
+    evaluated(standalone)
+    assert (tmp_path / "models" / name).is_file()
+    assert not (standalone / name).exists()
+    evaluated(run, output="chosen.json")
+    assert (cwd / "chosen.json").is_file() and not (run / name).exists()
+    assert sorted(p.name for p in cwd.iterdir()) == ["chosen.json"]
+
+
 def test_split_and_dev_are_exclusive(tiny_model, tmp_path):
     files = FIXTURES["nsmc"](tmp_path / "data")
     with pytest.raises(HanlmError, match="split-dev"):
@@ -498,6 +532,87 @@ def test_skip_counts_and_lists_every_bad_record(tiny_model, tmp_path):
     skipped = read_jsonl(tmp_path / "run" / "skipped.jsonl")
     assert [s["line"] for s in skipped] == [42, 43]
     assert all(s["file"] == str(train) for s in skipped)
+
+
+@pytest.fixture
+def transformers_records():
+    """Every record transformers' loading logger lets through (the load report among them)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append
+    source = logging.getLogger("transformers.modeling_utils")
+    source.addHandler(handler)
+    yield records
+    source.removeHandler(handler)
+
+
+def _reports(records) -> list[logging.LogRecord]:
+    return [r for r in records if "LOAD REPORT" in r.getMessage()]
+
+
+def _hanlm_lines(caplog, level: int) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name == "hanlm.tasks.modeling" and r.levelno == level]
+
+
+@pytest.mark.parametrize("head, new", [
+    ("sequence-classification", "classifier.weight, classifier.bias"),
+    ("token-classification", "classifier.weight, classifier.bias"),
+    ("question-answering", "qa_outputs.weight, qa_outputs.bias"),
+])
+def test_new_head_is_one_info_line_not_a_load_report(tiny_model, head, new, caplog,
+                                                     transformers_records):
+    caplog.set_level(logging.DEBUG)
+    load_model(tiny_model, head, {"num_labels": 3})
+    assert _hanlm_lines(caplog, logging.INFO) == [f"new head initialised: {new}"]
+    assert _hanlm_lines(caplog, logging.WARNING) == []  # cls.* and the unused pooler are fine
+    assert _reports(transformers_records) == []
+    assert logging.getLogger("transformers.modeling_utils").filters == []  # for this load only
+
+
+def test_missing_encoder_weights_still_warn(tiny_model, tmp_path, caplog, transformers_records):
+    from safetensors.torch import save_file
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_model, damaged)
+    state = load_file(damaged / "model.safetensors")
+    lost = "bert.encoder.layer.0.attention.self.query.weight"
+    del state[lost]
+    save_file(state, damaged / "model.safetensors", metadata={"format": "pt"})
+    caplog.set_level(logging.INFO)
+    load_model(damaged, "sequence-classification", {"num_labels": 2})
+    warnings = _hanlm_lines(caplog, logging.WARNING)
+    assert len(warnings) == 1 and "encoder weights missing" in warnings[0]
+    assert lost in warnings[0] and "classifier" not in warnings[0]
+    assert _hanlm_lines(caplog, logging.INFO) == [
+        "new head initialised: classifier.weight, classifier.bias"]
+    assert _reports(transformers_records) == []
+
+
+def test_head_reinitialised_or_absent_where_a_trained_one_is_expected(tiny_model, tmp_path,
+                                                                     caplog,
+                                                                     transformers_records):
+    caplog.set_level(logging.INFO)
+    load_model(tiny_model, "sequence-classification", {}, trained_head=True)  # evaluate a base
+    warnings = _hanlm_lines(caplog, logging.WARNING)
+    assert len(warnings) == 1 and "holds no trained task head" in warnings[0]
+    assert "classifier.weight, classifier.bias" in warnings[0]
+
+    tuned = tmp_path / "tuned"  # a 2-label fine-tuned model, fine-tuned again for 3 labels
+    load_model(tiny_model, "sequence-classification", {"num_labels": 2}).save_pretrained(tuned)
+    caplog.clear()
+    load_model(tuned, "sequence-classification",
+               {"num_labels": 3, "ignore_mismatched_sizes": True})
+    assert _hanlm_lines(caplog, logging.INFO) == [
+        "new head initialised: classifier.weight, classifier.bias (the checkpoint's had "
+        "another shape)"]
+    assert _hanlm_lines(caplog, logging.WARNING) == []
+    assert _reports(transformers_records) == []
+
+    # When loading fails, transformers' error refers to its report: it is shown after all.
+    with pytest.raises(RuntimeError, match="ignore_mismatched_sizes"):
+        load_model(tuned, "sequence-classification", {"num_labels": 3})
+    assert len(_reports(transformers_records)) == 1
 
 
 def test_pickle_weights_refused(tiny_model, tmp_path):

@@ -65,6 +65,8 @@ def test_cli_finetune_evaluate_predict(tiny_model, tmp_path):
                  str(files["dev"]), "--model", str(tiny_model), "--out", str(out), *QUICK,
                  cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "LOAD REPORT" not in done.stderr  # transformers' table, replaced by one line:
+    assert "new head initialised: classifier.weight, classifier.bias" in done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary == json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     card = (out / "model" / "README.md").read_text(encoding="utf-8")
@@ -73,6 +75,7 @@ def test_cli_finetune_evaluate_predict(tiny_model, tmp_path):
     done = hanlm("evaluate", "--task", "nsmc", "--data", str(files["dev"]), "--model",
                  str(out / "model"), "--output", "m.json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "LOAD REPORT" not in done.stderr and "initialised" not in done.stderr
     assert json.loads((tmp_path / "m.json").read_text())["metrics"] == summary["dev"]
 
     done = hanlm("predict", "--task", "nsmc", "--input", str(files["dev"]), "--model",

@@ -36,7 +36,7 @@ from hanlm.tasks.batching import collate, eval_batches, padding_fraction, train_
 from hanlm.train.checkpoint import latest_checkpoint, restore_rng, save_checkpoint
 from hanlm.train.log import MetricsLog
 from hanlm.train.optim import OptimConfig, build_optimizer, build_scheduler
-from hanlm.train.pretrain import StopRequested, _agree
+from hanlm.train.stop import StopRequested, all_agree
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class _Trainer:
         self.scheduler = build_scheduler(optimizer, cfg.optim, self.total)
         self.model, self.optimizer = self.acc.prepare(model, optimizer)
         self.state = LoopState()
-        self.log = MetricsLog(run_dir, enabled=self.acc.is_main_process)
+        self.log: MetricsLog | None = None  # opened by `run`, once the resume step is known
         self._loss_sum, self._loss_n = 0.0, 0
         self._saved_step: int | None = None
         self._stop = StopRequested()
@@ -149,6 +149,8 @@ class _Trainer:
     def run(self, resume: bool) -> LoopResult:
         if resume:
             self._restore()
+        self.log = MetricsLog(self.run_dir, enabled=self.acc.is_main_process,
+                              resume_step=self.state.step if resume else None)
         start = time.perf_counter()
         self.model.train()
         bar = tqdm(total=self.total, initial=self.state.step, desc="finetune", unit="step",
@@ -186,7 +188,7 @@ class _Trainer:
             self.state.step += 1
             bar.update(1)
             self._after_step()
-            if _agree(self.acc, self._stop.signal is not None):
+            if all_agree(self.acc, self._stop.signal is not None):
                 self._interrupt()
             if self.state.step >= self.total or self.state.stopped_early:
                 return False

@@ -8,6 +8,7 @@ loads with stock ``transformers`` (``AutoModelFor…``, ``pipeline``) without ha
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -73,22 +74,113 @@ def _check_korean(tokenizer: Any, directory: Path) -> None:
 
 
 def load_model(directory: Path, head: str, model_kwargs: dict[str, Any], *,
-               trust_pickle: bool = False, max_len: int | None = None) -> PreTrainedModel:
-    """Load a head for `directory`; refuse inputs longer than its position embeddings."""
+               trust_pickle: bool = False, max_len: int | None = None,
+               trained_head: bool = False) -> PreTrainedModel:
+    """Load a head for `directory`; refuse inputs longer than its position embeddings.
+
+    `trained_head`: `directory` should already hold the task head (evaluate, predict), so a
+    head that had to be initialised is a warning rather than the expected start of finetune.
+    """
     safe = check_weights(directory, trust_pickle)
     # As in pretraining (docs/BENCHMARKS.md, bench/levers.py): on CPU eager attention is as fast
     # as SDPA on padded batches and faster on the unpadded ones that length grouping makes.
     attention = "sdpa" if torch.cuda.is_available() else "eager"
     try:
-        model = HEADS[head].from_pretrained(directory, use_safetensors=safe,
-                                            attn_implementation=attention, **model_kwargs)
+        with _load_report_held():
+            model, info = HEADS[head].from_pretrained(
+                directory, use_safetensors=safe, attn_implementation=attention,
+                output_loading_info=True, **model_kwargs)
     except (OSError, ValueError) as e:
         raise HanlmError(f"cannot load the model: {e}", path=str(directory)) from None
+    _report_loading(model, info, directory, trained_head=trained_head)
     positions = getattr(model.config, "max_position_embeddings", None)
     if max_len is not None and positions is not None and max_len > positions:
         raise HanlmError(f"--max-len {max_len} is longer than the model's {positions} position "
                          f"embeddings; use --max-len {positions} or less", path=str(directory))
     return model
+
+
+class _HoldLoadReport(logging.Filter):
+    """Keeps transformers' "LOAD REPORT" warning (a table of every missing, unexpected and
+    re-initialised key) from being emitted; `_report_loading` says what matters instead."""
+
+    def __init__(self):
+        super().__init__()
+        self.held: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "LOAD REPORT" in record.getMessage():
+            self.held.append(record)
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def _load_report_held():
+    """Hold back the load report of the `from_pretrained` calls inside (transformers 5 logs it
+    as one warning of ``transformers.modeling_utils``; no argument turns it off). If loading
+    fails, the report is logged after all: transformers' error message points at it."""
+    transformers_logger = logging.getLogger("transformers.modeling_utils")
+    hold = _HoldLoadReport()
+    transformers_logger.addFilter(hold)
+    failed = True
+    try:
+        yield
+        failed = False
+    finally:
+        transformers_logger.removeFilter(hold)
+        if failed:
+            for record in hold.held:
+                transformers_logger.handle(record)
+
+
+def _report_loading(model: PreTrainedModel, info: dict[str, Any], directory: Path, *,
+                    trained_head: bool) -> None:
+    """One line for the task head initialised here (info for finetune, a warning when the
+    model should have had it), and a warning for any encoder weight that did not load."""
+    prefix = model.base_model_prefix + "."
+    mismatched = {key: (saved, wanted) for key, saved, wanted in info["mismatched_keys"]}
+    order = {key: i for i, key in enumerate(model.state_dict())}
+
+    def ordered(keys) -> list[str]:
+        return sorted(keys, key=lambda k: (order.get(k, len(order)), k))
+
+    new_head = ordered(k for k in (*info["missing_keys"], *mismatched) if not k.startswith(prefix))
+    if new_head:
+        note = " (the checkpoint's had another shape)" if set(new_head) & set(mismatched) else ""
+        if trained_head:
+            logger.warning("%s holds no trained task head: %s newly initialised%s, so its "
+                           "predictions are random (is it a fine-tuned model?)", directory,
+                           ", ".join(new_head), note)
+        else:
+            logger.info("new head initialised: %s%s", ", ".join(new_head), note)
+    missing = ordered(k for k in info["missing_keys"] if k.startswith(prefix))
+    if missing:
+        logger.warning("%s: encoder weights missing from the checkpoint, newly initialised: %s",
+                       directory, _some(missing))
+    reshaped = ordered(k for k in mismatched if k.startswith(prefix))
+    if reshaped:
+        logger.warning("%s: encoder weights of another shape in the checkpoint, newly "
+                       "initialised: %s", directory, _some(
+                           f"{k} {tuple(mismatched[k][0])} -> {tuple(mismatched[k][1])}"
+                           for k in reshaped))
+    # Heads of other tasks (the pretraining heads `cls.*`) are left out on purpose, and so is
+    # the pooler by the token-level heads, which have none.
+    no_pooler = getattr(model.base_model, "pooler", None) is None
+    unused = sorted(k for k in info["unexpected_keys"] if k.startswith(prefix)
+                    and not (no_pooler and k.startswith(prefix + "pooler.")))
+    if unused:
+        logger.warning("%s: encoder weights in the checkpoint that the model does not use: %s",
+                       directory, _some(unused))
+    ignored = sorted(set(info["unexpected_keys"]) - set(unused))
+    if ignored:
+        logger.debug("%s: weights not used by this head: %s", directory, _some(ignored))
+
+
+def _some(items, limit: int = 8) -> str:
+    items = list(items)
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
 
 
 def task_kwargs_from_model(directory: Path) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import shlex
 import sys
 import time
@@ -92,7 +93,8 @@ class EvaluateConfig:
     whole_file: bool = opt(False, "score all of --data even when the run split it with "
                            "--split-dev")
     output: str | None = opt(None, "write the metrics JSON here (default: "
-                             "metrics-TASK-FILE.json in the current directory)")
+                             "metrics-TASK-FILE.json in the run directory when --model is a "
+                             "finetune run, else next to the model directory)")
     predictions: str | None = opt(None, "also write predictions (JSONL) here")
     batch_size: int = opt(64, "batch size", min=1)
     options: DataOptions = opt(factory=DataOptions, flatten=True)
@@ -315,7 +317,7 @@ def _load_finetuned(name: str, model_path: str, opts: DataOptions) -> tuple[Task
         task = build_task(name, opts, labels=labels)
     tokenizer = load_tokenizer(model_dir)
     model = load_model(model_dir, task.head, {}, trust_pickle=opts.trust_pickle,
-                       max_len=opts.max_len)
+                       max_len=opts.max_len, trained_head=True)
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         raise HanlmError("the tokenizer has more tokens than the model's embeddings",
                          path=str(model_dir))
@@ -332,17 +334,28 @@ def evaluate(cfg: EvaluateConfig) -> int:
     predictions = run_inference(task, model, tokenizer, examples, features, cfg.batch_size,
                                 progress=True)
     scores = task.score(predictions, examples)
-    output = Path(cfg.output or f"metrics-{task.name}-{Path(cfg.data).stem}.json")
+    output = Path(cfg.output) if cfg.output else default_metrics_path(cfg.model, task.name,
+                                                                      cfg.data)
     result = {"task": task.name, "data": cfg.data, "model": cfg.model,
               "split_dev": opts.split_dev, "examples": len(examples),
               "skipped": len(read.skipped), "seconds": round(time.perf_counter() - start, 1),
               "metrics": scores}
     atomic.write_text(output, json.dumps(result, indent=2, ensure_ascii=False))
+    logger.info("metrics written to %s", output)
     write_skipped(read.skipped, output.with_suffix(".skipped.jsonl"))
     if cfg.predictions:
         write_jsonl(Path(cfg.predictions), predictions)
     print(json.dumps(result, ensure_ascii=False))
     return 0
+
+
+def default_metrics_path(model: str | Path, task: str, data: str | Path) -> Path:
+    """Where `evaluate` writes its metrics without --output: ``metrics-TASK-FILE.json`` in the
+    run directory when `model` is a finetune run (or its ``model/``), else next to the model
+    directory, so scores stay with the model they describe rather than in the working
+    directory."""
+    model_dir = Path(os.path.abspath(resolve_model_dir(model)))  # "." has a parent too
+    return model_dir.parent / f"metrics-{task}-{Path(data).stem}.json"
 
 
 def _evaluation_split(cfg: EvaluateConfig) -> str | None:

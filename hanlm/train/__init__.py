@@ -1,1 +1,2 @@
-"""Training components shared by pretraining and fine-tuning: optimizer, checkpoints, logs."""
+"""Training components shared by pretraining and fine-tuning: optimizer, checkpoints, logs,
+stopping on a signal."""

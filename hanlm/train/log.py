@@ -22,9 +22,18 @@ class MetricsLog:
     (they will be logged again). Opening the log removes a cut last line; the first record this
     process logs for a split removes that split's earlier records from its step on. So the log
     never holds a step twice, and holds no step the final weights did not go through.
+
+    TensorBoard event files are append-only, so there `resume_step` (the step of the checkpoint
+    a resumed run continues from) does the same: the writer starts with a purge marker at the
+    step after it, and TensorBoard hides every earlier event from that step on (the events of
+    the killed run past its checkpoint). Events up to `resume_step` stay: the checkpoint was
+    saved after they were logged, and the resumed run does not log them again (except the
+    fine-tuning loop's `data` record of an epoch the run resumes at the start of, which then
+    shows twice at that step in TensorBoard, once in metrics.jsonl).
     """
 
-    def __init__(self, run_dir: Path, *, enabled: bool = True, tensorboard: bool = True):
+    def __init__(self, run_dir: Path, *, enabled: bool = True, tensorboard: bool = True,
+                 resume_step: int | None = None):
         self.enabled = enabled
         self._file = None
         self._tb = None
@@ -38,7 +47,8 @@ class MetricsLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._tb = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+                self._tb = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"),
+                                         purge_step=purge_step(resume_step))
             except ImportError:  # tensorboard is a dependency; keep logging if a user removed it
                 logger.warning("tensorboard is not installed; logging to metrics.jsonl only")
 
@@ -77,6 +87,11 @@ class MetricsLog:
             self._file.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def purge_step(resume_step: int | None) -> int | None:
+    """The first TensorBoard step a run resumed from `resume_step` logs anew (None: a new run)."""
+    return None if resume_step is None else resume_step + 1
 
 
 def _drop_cut_line(path: Path) -> bool:

@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import shutil
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from hanlm.tokenizer import format as tokenizer_files
 from hanlm.train.checkpoint import latest_checkpoint, restore_rng, save_checkpoint
 from hanlm.train.log import MetricsLog
 from hanlm.train.optim import OptimConfig, build_optimizer, build_scheduler
+from hanlm.train.stop import StopRequested, all_agree
 
 logger = logging.getLogger(__name__)
 
@@ -74,29 +74,6 @@ class PretrainConfig:
     overwrite: bool = opt(False, "replace a different run in --out")
     optim: OptimConfig = opt(factory=OptimConfig)
     masking: MaskingConfig = opt(factory=MaskingConfig, flatten=True)
-
-
-class StopRequested:
-    """SIGINT/SIGTERM set a flag; the loop checkpoints and exits at the end of the step."""
-
-    def __init__(self):
-        self.signal: int | None = None
-        self._previous = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.signal is not None:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.signal = signum
-        logger.warning("signal %d: finishing this step, saving a checkpoint, then exiting", signum)
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 # ---------------------------------------------------------------- set-up
@@ -350,7 +327,8 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, PretrainingModel], Non
     else:
         torch.manual_seed(cfg.seed + accelerator.process_index)
     model.train()
-    log = MetricsLog(out, enabled=accelerator.is_main_process, tensorboard=cfg.tensorboard)
+    log = MetricsLog(out, enabled=accelerator.is_main_process, tensorboard=cfg.tensorboard,
+                     resume_step=start_step if cfg.resume else None)
     world, rank = accelerator.num_processes, accelerator.process_index
     logger.info(
         "pretraining %s (%.1fM parameters) on %d instances: %d steps of %d sequences (%d x %d x %d)",
@@ -441,7 +419,7 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, PretrainingModel], Non
             if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps:
                 run_eval(step)
             out_of_time = cfg.max_minutes is not None and time.time() - started > cfg.max_minutes * 60
-            stop_now = _agree(accelerator, stop.signal is not None or out_of_time)
+            stop_now = all_agree(accelerator, stop.signal is not None or out_of_time)
             if step % cfg.save_every == 0 or stop_now:
                 save(step)
                 last_saved = step
@@ -463,14 +441,6 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, PretrainingModel], Non
     accelerator.wait_for_everyone()
     logger.info("finished at step %d -> %s", step, out)
     return out
-
-
-def _agree(accelerator, flag: bool) -> bool:
-    """True on every process if it is true on any (so all stop at the same step)."""
-    if accelerator.num_processes == 1:
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
-    return bool(accelerator.reduce(value, reduction="sum").item() > 0)
 
 
 def _fmt(metrics: dict) -> str:
