@@ -120,6 +120,30 @@ class Turns:
         return any(self.active[i] for i in range(len(self.events)) if i != me)
 
 
+def columns(records: list[dict]) -> dict[str, list]:
+    """Per-step records as one list per field ({"seconds": [...], ...}): raw results stay a few
+    lines long instead of one line per step."""
+    return {key: [r[key] for r in records] for key in (records[0] if records else {})}
+
+
 def write_json(path, data: dict) -> None:
+    """Indented JSON whose innermost lists and objects (per-step records, lengths) take one line
+    each, so a result file stays readable and diffable rather than one number a line."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    path.write_text(_dumps(data, 0) + "\n", encoding="utf-8")
+
+
+def _dumps(value, depth: int) -> str:
+    def flat(v) -> str:
+        return json.dumps(v, ensure_ascii=False, default=str)
+
+    nested = isinstance(value, (dict, list)) and any(
+        isinstance(v, (dict, list)) and v for v in (value.values() if isinstance(value, dict) else value))
+    if not nested:
+        return flat(value)
+    pad, inner = "  " * depth, "  " * (depth + 1)
+    if isinstance(value, dict):
+        items = [f"{inner}{flat(str(k))}: {_dumps(v, depth + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    items = [f"{inner}{_dumps(v, depth + 1)}" for v in value]
+    return "[\n" + ",\n".join(items) + f"\n{pad}]"

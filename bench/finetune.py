@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from bench.common import Turns, machine, peak_rss_mb, write_json
+from bench.common import Turns, columns, machine, peak_rss_mb, write_json
 from hanlm.model.presets import PRESETS
 
 logger = logging.getLogger(__name__)
@@ -556,7 +556,8 @@ def main(argv: list[str] | None = None) -> dict:
     b, h = report["systems"]["baseline"], report["systems"]["hanlm"]
     report["ratios_hanlm_over_baseline"] = {key: h[key] / b[key] for key in RATIO_KEYS}
     report["accuracy_difference_points"] = h["accuracy"] - b["accuracy"]
-    report["raw"] = {name: {"segments": r["segments"], "batches": r["batches"]} for name, r in results.items()}
+    report["raw"] = {name: {part: {phase: columns(records) for phase, records in r[part].items()}
+                            for part in ("segments", "batches")} for name, r in results.items()}
     report["seconds"] = round(time.time() - started, 1)
     report["machine"]["load_average_1min_end"] = machine()["load_average_1min"]
     out = Path(args.out) / ("finetune-quick.json" if args.quick else "finetune.json")

@@ -52,6 +52,10 @@ VARIANTS = [
     Variant("full rows, sdpa (no mask)", batches="full"),
     Variant("full rows, eager", batches="full", attn="eager"),
     Variant("all levers: bucketed, dropout 0", batches="bucketed", dropout=0.0),
+    Variant("hanlm now: eager, bucketed, fused AdamW", attn="eager", batches="bucketed",
+            fused_adamw=True),
+    Variant("hanlm now + torch.compile", attn="eager", batches="bucketed", fused_adamw=True,
+            compile=True),
 ]
 
 

@@ -1,18 +1,29 @@
 """Atomic writes: a killed process never leaves a file or directory that a later run accepts.
 
-Write to a temporary name in the same directory, fsync, then rename (atomic on POSIX).
+Write to a temporary name in the same directory, fsync, then rename (atomic on POSIX). Also the
+file digest that checkpoints and caches use to tell a complete, unchanged file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 from hanlm.errors import HanlmError
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def fsync_dir(path: Path) -> None:

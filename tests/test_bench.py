@@ -81,7 +81,8 @@ def test_finetune_bench_runs_both_systems_end_to_end(tmp_path, shared_data):
         assert metrics["eval_examples"] == 150 and metrics["eval_samples_per_second"] > 0
         assert 0 < metrics["train_real_token_fraction"] <= 1 and metrics["peak_rss_mb"] > 0
         assert 0 <= metrics["accuracy"] <= 100
-        assert len(saved["raw"][name]["batches"]["train"]) == 4
+        assert len(saved["raw"][name]["batches"]["train"]["width"]) == 4  # one list per field
+        assert len(saved["raw"][name]["segments"]["train"]["seconds"]) == 4
     assert saved["systems"]["baseline"]["attn_implementation"] == "eager"
     # hanlm groups lengths (train) and sorts them (inference): less padding than random batches
     for phase in ("train", "eval"):
@@ -96,3 +97,15 @@ def test_optimizer_bench_times_both_adamw_implementations():
     result = compare(vocab_size=500, hidden=32, layers=1, rounds=3, batch=(4, 8))
     assert set(result) == {"foreach", "fused"}
     assert all(r["optimizer_s"] > 0 and r["forward_backward_s"] > 0 for r in result.values())
+
+
+def test_result_json_is_compact_and_round_trips(tmp_path):
+    from bench.common import columns, write_json
+
+    records = [{"seconds": 0.5, "lengths": [3, 4]}, {"seconds": 0.25, "lengths": [5]}]
+    data = {"systems": {"a": {"rate": 1.5}}, "raw": columns(records), "empty": [], "none": None}
+    assert data["raw"] == {"seconds": [0.5, 0.25], "lengths": [[3, 4], [5]]}
+    write_json(tmp_path / "r.json", data)
+    text = (tmp_path / "r.json").read_text(encoding="utf-8")
+    assert json.loads(text) == data
+    assert '"seconds": [0.5, 0.25]' in text and len(text.splitlines()) < 15

@@ -55,7 +55,8 @@ def test_cli_run_logs_evaluates_and_checkpoints(data_dir, tmp_path):
     train = [r for r in rows if r["split"] == "train"]
     evals = [r for r in rows if r["split"] == "eval"]
     assert [r["step"] for r in train] == [1, 2, 3, 4, 5, 6]
-    assert evals and {"mlm_accuracy", "nsp_accuracy", "mlm_loss"} <= evals[0].keys()
+    assert evals and {"mlm_accuracy", "nsp_accuracy", "mlm_loss", "mlm_masked_loss",
+                      "mlm_unigram_loss", "mlm_context_gain"} <= evals[0].keys()
     assert all(r["tokens_per_second"] > 0 for r in train)
     saved = (run / "config.yaml").read_text()
     assert "max_steps: 6" in saved and "lr:" in saved
@@ -142,3 +143,31 @@ def test_torchrun_two_processes_match_one_with_accumulation(data_dir, tmp_path):
     a, b = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-3, atol=1e-5)
+
+
+def test_context_gain_is_zero_for_a_model_that_only_knows_token_frequencies(data_dir):
+    """The diagnostic that tells a model on the MLM plateau from one that reads the context:
+    a decoder that ignores the hidden state and outputs the unigram log-frequencies scores
+    exactly the unigram loss on the [MASK] positions, i.e. a context gain of 0."""
+    from hanlm.data.batches import Collator
+    from hanlm.data.masking import MaskingConfig
+    from hanlm.data.shards import ShardReader
+    from hanlm.model.bert import build_bert_config, new_pretraining_model
+    from hanlm.tokenizer import KoreanTokenizer
+    from hanlm.train.pretrain import evaluate, unigram_log_probs
+
+    tok = KoreanTokenizer.load(data_dir / "tokenizer")
+    unigram = unigram_log_probs(ShardReader(data_dir, "train"), tok.vocab_size, tok.special_ids)
+    assert torch.isclose(unigram.exp().sum(), torch.tensor(1.0, dtype=unigram.dtype))
+    model = new_pretraining_model(build_bert_config("tiny", vocab_size=tok.vocab_size), 0)
+    head = model.bert.cls.predictions
+    with torch.no_grad():
+        head.decoder.weight.zero_()  # tied to the input embeddings: the encoder sees zeros too
+        head.bias.copy_(unigram.float())
+    collate = Collator(pad_id=tok.pad_id, mask_id=tok.mask_id, special_ids=tok.special_ids,
+                       vocab_size=tok.vocab_size, masking=MaskingConfig(), seed=0)
+    metrics = evaluate(model, ShardReader(data_dir, "eval"), collate, batch_size=4, batches=3,
+                       device=torch.device("cpu"), unigram_log_probs=unigram)
+    assert metrics["mlm_unigram_loss"] > 1.0
+    assert metrics["mlm_masked_loss"] == pytest.approx(metrics["mlm_unigram_loss"], abs=1e-4)
+    assert metrics["mlm_context_gain"] == pytest.approx(0.0, abs=1e-4)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import tasks_fixtures as fx
+from safetensors.torch import load_file, save_file
 
 from hanlm.errors import HanlmError
 from hanlm.study import corpora as corpora_lib
@@ -204,6 +205,18 @@ def test_micro_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     redone = {d for d, t in finished.items() if (d / "metrics.json").stat().st_mtime_ns != t}
     assert {d.relative_to(work / "finetune").parts[1] for d in redone} == {"klue-nli", "klue-ner"}
     assert len(redone) == 6
+    # A model whose weights changed (pretrained again) redoes exactly the runs that read it.
+    weights = work / "model-general" / "model.safetensors"
+    tensors = load_file(weights)
+    first = next(iter(tensors))
+    tensors[first] = tensors[first] + 1e-3
+    save_file(tensors, weights, metadata={"format": "pt"})
+    before_change = {p.parent: p.stat().st_mtime_ns for p in (work / "finetune").rglob("metrics.json")}
+    assert run_study(StudyConfig(work_dir=str(work), results=str(tmp_path / "r1b"),
+                                 **{**MICRO, "klue_finetune_epochs": 5.0})) == 0
+    rerun = {d for d, t in before_change.items() if (d / "metrics.json").stat().st_mtime_ns != t}
+    assert {d.relative_to(work / "finetune").parts[0] for d in rerun} == {"general"}
+    assert len(rerun) == 4
     # A task-data setting redoes the task stages and keeps the pretrained models.
     pretrained = (work / "pretrain-review" / "final_metrics.json").stat().st_mtime_ns
     assert run_study(StudyConfig(work_dir=str(work), results=str(tmp_path / "r2"), overwrite=True,

@@ -57,6 +57,7 @@ class PretrainingOutput:
     nsp_loss: torch.Tensor
     mlm_correct: torch.Tensor
     mlm_count: torch.Tensor
+    mlm_token_losses: torch.Tensor  # detached, one per predicted position (for diagnostics)
     nsp_correct: torch.Tensor
     nsp_count: torch.Tensor
 
@@ -92,7 +93,8 @@ class PretrainingModel(nn.Module):
         hidden = encoded.last_hidden_state.flatten(0, 1).index_select(0, mlm_positions)
         mlm_logits = self.bert.cls.predictions(hidden)
         nsp_logits = self.bert.cls.seq_relationship(encoded.pooler_output)
-        mlm_loss = F.cross_entropy(mlm_logits.float(), mlm_labels)
+        token_losses = F.cross_entropy(mlm_logits.float(), mlm_labels, reduction="none")
+        mlm_loss = token_losses.mean()
         nsp_loss = F.cross_entropy(nsp_logits.float(), nsp_labels)
         with torch.no_grad():
             mlm_correct = (mlm_logits.argmax(-1) == mlm_labels).sum()
@@ -103,6 +105,7 @@ class PretrainingModel(nn.Module):
             nsp_loss=nsp_loss.detach(),
             mlm_correct=mlm_correct,
             mlm_count=torch.tensor(mlm_labels.numel()),
+            mlm_token_losses=token_losses.detach(),
             nsp_correct=nsp_correct,
             nsp_count=torch.tensor(nsp_labels.numel()),
         )

@@ -50,11 +50,21 @@ def device() -> str:
     return f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
+def _context_note(final_eval: dict[str, Any]) -> str:
+    """The context gain of a pretrained model (hanlm.train.pretrain.evaluate), with what it means
+    when it is near zero; empty for runs logged before the metric existed."""
+    gain = final_eval.get("mlm_context_gain")
+    if gain is None:
+        return ""
+    plateau = " (still on the MLM plateau: it hardly uses the context)" if gain < 0.25 else ""
+    return f", context gain {gain:.2f} nats over token frequencies{plateau}"
+
+
 def pretraining_summary(run_dir: Path) -> dict[str, Any]:
     final = json.loads((run_dir / "final_metrics.json").read_text(encoding="utf-8"))
     rows = read_metrics(run_dir)
     curve = [{k: r.get(k) for k in ("step", "split", "loss", "mlm_loss", "nsp_loss",
-                                    "mlm_accuracy")} for r in rows if r["split"] in
+                                    "mlm_accuracy", "mlm_context_gain")} for r in rows if r["split"] in
              ("train", "eval")]
     return {"steps": final["step"], "seconds": final["seconds"], "final_eval": final["eval"],
             "curve": curve}
@@ -222,7 +232,7 @@ def facts_markdown(results: dict) -> str:
         lines.append(f"- pretraining {name}: {plan['preset']}, {p['steps']} of "
                      f"{plan['pretrain_steps']} steps{capped} in {p['seconds']:.0f} s; held-out MLM "
                      f"accuracy {ev.get('mlm_accuracy', float('nan')) * 100:.1f}%, NSP accuracy "
-                     f"{ev.get('nsp_accuracy', float('nan')) * 100:.1f}%")
+                     f"{ev.get('nsp_accuracy', float('nan')) * 100:.1f}%{_context_note(ev)}")
     t = results["timings"]
     lines.append(f"- wall time of this invocation: {t['this_invocation_seconds'] / 60:.1f} min; "
                  f"compute time of all stages (summed over resumed invocations): "

@@ -73,8 +73,8 @@ BUDGETS = {
                     finetune_min_steps=20,
                     finetune_lr=3e-4),
     # BERT-tiny, not mini: on 2 CPU cores tiny runs ~4x the tokens/s of mini, and in a pilot
-    # (docs/RESULTS.md) tiny left the MLM plateau within 300 steps at lr 2e-3 while mini was
-    # still on it after 550; within the budget the smaller model learns more.
+    # (docs/RESULTS.md) its MLM loss fell further in the same time. Neither leaves the early MLM
+    # plateau within this budget (context gain < 0.2 nats after 4,000 steps, docs/RESULTS.md).
     "default": Budget(preset="tiny", target_chars=10_000_000, vocab_size=16000,
                       pretrain_steps=4000, pretrain_minutes=60.0, pretrain_lr=2e-3,
                       nsmc_train=10000, nsmc_test=5000, klue_limit=1500, seeds=(1, 2, 3),
@@ -93,7 +93,7 @@ class StudyConfig:
                               "docs/results/MODE)")
     overwrite: bool = opt(False, "discard a work directory that holds a study with another plan")
     preset: Literal["tiny", "mini", "small", "medium", "base"] | None = opt(
-        None, "model size (default: tiny quick, mini default)")
+        None, "model size (default: tiny)")
     target_chars: int | None = opt(None, "characters of each pretraining corpus", min=1000)
     vocab_size: int | None = opt(None, "WordPiece vocabulary of each tokenizer", min=100)
     pretrain_steps: int | None = opt(None, "pretraining steps of each model", min=1)
@@ -132,32 +132,19 @@ class StudyConfig:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """A StudyConfig with every default resolved: what runs, and what the cache depends on."""
+class Plan(Budget):
+    """A StudyConfig with every default resolved: the mode's Budget (overridden where the command
+    line says so) plus the settings all modes share. What runs, and what the cache depends on."""
 
     mode: str
     data: str
     work_dir: str
     results: str
-    preset: str
-    target_chars: int
-    vocab_size: int
-    pretrain_steps: int
-    pretrain_minutes: float
-    pretrain_lr: float
     pretrain_batch_size: int
     pretrain_dropout: float
     max_len: int
-    nsmc_train: int
-    nsmc_test: int
     fractions: tuple[float, ...]
     klue_split: str
-    klue_limit: int
-    seeds: tuple[int, ...]
-    finetune_epochs: float
-    klue_finetune_epochs: float
-    finetune_min_steps: int
-    finetune_lr: float
     finetune_batch_size: int
     re_share: float
     seed: int
@@ -442,8 +429,10 @@ def finetune_run(plan: Plan, sources: Sources, model_dir: Path, files: dict[str,
     """One fine-tuning run through the tasks package: (its metrics.json, whether it was cached).
 
     A finished run is reused only when it was made with exactly these settings (the config.yaml
-    `finetune` wrote next to its metrics), so changing a fine-tuning setting redoes the runs it
-    touches and nothing else.
+    `finetune` wrote next to its metrics) from exactly these inputs (`inputs.json`: digests of
+    the model's weights and of the task files), so changing a fine-tuning setting redoes the
+    runs it touches and nothing else, and a model pretrained again is never scored by the runs
+    of its predecessor.
     """
     from hanlm.tasks.loop import FinetuneOptimConfig, TrainConfig
     from hanlm.tasks.run import DataOptions, FinetuneConfig, finetune
@@ -460,13 +449,29 @@ def finetune_run(plan: Plan, sources: Sources, model_dir: Path, files: dict[str,
                          batch_size=plan.finetune_batch_size, eval_every=NO_EVAL,
                          keep_checkpoints=1, seed=spec.seed, progress=False,
                          optim=FinetuneOptimConfig(lr=plan.finetune_lr)))
-    cached = _finished_with(out, cfg)
+    digests = input_digests(model_dir, inputs)
+    cached = _finished_with(out, cfg) and _read_json(out / INPUTS_FILE) == digests
     if not cached:
         if out.exists():
-            shutil.rmtree(out)  # killed midway, or made with other settings: start again
+            shutil.rmtree(out)  # killed midway, or made with other settings or inputs
         finetune(cfg)
         _prune_run(out, plan.keep_models)
+        atomic.write_text(out / INPUTS_FILE, json.dumps(digests, indent=2))
     return json.loads((out / "metrics.json").read_text(encoding="utf-8")), cached
+
+
+INPUTS_FILE = "inputs.json"
+
+
+def input_digests(model_dir: Path, inputs: dict[str, Any]) -> dict[str, str]:
+    """sha256 of what a fine-tuning run reads: the model's weights and its task files."""
+    files = {"model": model_dir / "model.safetensors", "train": inputs["train"],
+             "dev": inputs["dev"]}
+    return {name: atomic.file_sha256(path) for name, path in files.items() if path}
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def _finished_with(out: Path, cfg: Any) -> bool:

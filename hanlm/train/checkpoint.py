@@ -9,7 +9,6 @@ favour of the previous good one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -46,14 +45,6 @@ class Checkpoint:
 
     def rng_state(self) -> dict[str, Any]:
         return _load_rng(self.path)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def capture_rng() -> dict[str, Any]:
@@ -111,7 +102,7 @@ def save_checkpoint(
         if optimizer_state is not None:
             torch.save(optimizer_state, tmp / "optimizer.pt")
         _save_rng(tmp / "rng.pt", capture_rng())
-        hashes = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
+        hashes = {p.name: atomic.file_sha256(p) for p in sorted(tmp.iterdir())}
         (tmp / "state.json").write_text(
             json.dumps({**state, "step": step, "sha256": hashes}, indent=2, ensure_ascii=False),
             encoding="utf-8",
@@ -141,7 +132,7 @@ def verify(path: Path) -> Checkpoint:
         raise HanlmError(f"checkpoint is incomplete or corrupted ({e})", path=str(path)) from None
     for name, digest in state.get("sha256", {}).items():
         file = path / name
-        if not file.is_file() or _sha256(file) != digest:
+        if not file.is_file() or atomic.file_sha256(file) != digest:
             raise HanlmError(f"checkpoint file {name} is missing or corrupted", path=str(path))
     return Checkpoint(path=path, step=int(state["step"]), state=state)
 

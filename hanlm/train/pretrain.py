@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -201,13 +202,23 @@ def _load_init_from(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict):
 
 @torch.no_grad()
 def evaluate(model: PretrainingModel, reader: ShardReader, collate: Collator, *, batch_size: int,
-             batches: int, device: torch.device) -> dict[str, float]:
+             batches: int, device: torch.device,
+             unigram_log_probs: torch.Tensor | None = None) -> dict[str, float]:
     """Token-weighted MLM loss/accuracy and NSP loss/accuracy on the first instances of the
-    held-out split, with fixed masks so evaluations compare across steps."""
+    held-out split, with fixed masks so evaluations compare across steps.
+
+    With `unigram_log_probs` (see `unigram_log_probs`) it also reports the loss on the positions
+    shown as [MASK] (`mlm_masked_loss`), what a model knowing only token frequencies scores there
+    (`mlm_unigram_loss`), and their difference, `mlm_context_gain` in nats: how much the model
+    uses the context. Early in pretraining a BERT sits on a plateau where it predicts token
+    frequencies and copies the tokens that are not masked; the total MLM loss then still falls
+    (the copying), but the context gain stays near 0 until the model leaves the plateau.
+    """
     was_training = model.training
     model.eval()
     n = min(len(reader), batches * batch_size)
-    totals = dict(mlm_loss=0.0, mlm_correct=0, mlm_count=0, nsp_loss=0.0, nsp_correct=0, nsp_count=0)
+    totals = dict(mlm_loss=0.0, mlm_correct=0, mlm_count=0, nsp_loss=0.0, nsp_correct=0, nsp_count=0,
+                  masked_loss=0.0, unigram_loss=0.0, masked_count=0)
     for lo in range(0, n, batch_size):
         idx = list(range(lo, min(n, lo + batch_size)))
         batch = collate([reader[i] for i in idx], idx, [EVAL_EPOCH] * len(idx))
@@ -216,10 +227,15 @@ def evaluate(model: PretrainingModel, reader: ShardReader, collate: Collator, *,
         totals["nsp_loss"] += out.nsp_loss.item() * int(out.nsp_count)
         for key in ("mlm_correct", "mlm_count", "nsp_correct", "nsp_count"):
             totals[key] += int(getattr(out, key))
+        if unigram_log_probs is not None:
+            shown_as_mask = batch["input_ids"].flatten()[batch["mlm_positions"]] == collate.mask_id
+            totals["masked_loss"] += out.mlm_token_losses.cpu()[shown_as_mask].sum().item()
+            totals["unigram_loss"] -= unigram_log_probs[batch["mlm_labels"][shown_as_mask]].sum().item()
+            totals["masked_count"] += int(shown_as_mask.sum())
     model.train(was_training)
     mlm_loss = totals["mlm_loss"] / max(1, totals["mlm_count"])
     nsp_loss = totals["nsp_loss"] / max(1, totals["nsp_count"])
-    return {
+    metrics = {
         "loss": mlm_loss + nsp_loss,
         "mlm_loss": mlm_loss,
         "mlm_accuracy": totals["mlm_correct"] / max(1, totals["mlm_count"]),
@@ -227,6 +243,22 @@ def evaluate(model: PretrainingModel, reader: ShardReader, collate: Collator, *,
         "nsp_accuracy": totals["nsp_correct"] / max(1, totals["nsp_count"]),
         "instances": n,
     }
+    if totals["masked_count"]:
+        masked = totals["masked_loss"] / totals["masked_count"]
+        unigram = totals["unigram_loss"] / totals["masked_count"]
+        metrics.update(mlm_masked_loss=masked, mlm_unigram_loss=unigram,
+                       mlm_context_gain=unigram - masked)
+    return metrics
+
+
+def unigram_log_probs(reader: ShardReader, vocab_size: int, special_ids: set[int]) -> torch.Tensor:
+    """Log frequency of every token id in a split, special tokens left out (they are never
+    predicted), add-0.5 smoothed; read shard by shard."""
+    counts = np.full(vocab_size, 0.5)
+    for shard in reader.shards:
+        counts += np.bincount(np.asarray(shard["input_ids"]), minlength=vocab_size)[:vocab_size]
+    counts[sorted(special_ids)] = 0.5
+    return torch.from_numpy(np.log(counts / counts.sum()))
 
 
 # ---------------------------------------------------------------- the loop
@@ -301,6 +333,7 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, PretrainingModel], Non
     train_reader = ShardReader(cfg.data, "train")
     eval_reader = ShardReader(cfg.data, "eval")
     train_lengths = sample_lengths(train_reader)
+    unigram = unigram_log_probs(train_reader, tok.vocab_size, tok.special_ids)
     collate = Collator(pad_id=tok.pad_id, mask_id=tok.mask_id, special_ids=tok.special_ids,
                        vocab_size=tok.vocab_size, masking=cfg.masking, seed=cfg.seed)
     model = _build_model(cfg, tok, meta)
@@ -357,7 +390,7 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, PretrainingModel], Non
             return None
         metrics = evaluate(accelerator.unwrap_model(model), eval_reader, collate,
                            batch_size=cfg.batch_size, batches=cfg.eval_batches,
-                           device=accelerator.device)
+                           device=accelerator.device, unigram_log_probs=unigram)
         log.log(step, metrics, split="eval")
         logger.info("step %d eval: %s", step, _fmt(metrics))
         return metrics
