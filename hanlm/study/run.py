@@ -73,8 +73,8 @@ BUDGETS = {
                     finetune_min_steps=20,
                     finetune_lr=3e-4),
     # BERT-tiny, not mini: on 2 CPU cores tiny runs ~4x the tokens/s of mini, and in a pilot
-    # (docs/RESULTS.md) its MLM loss fell further in the same time. Neither leaves the early MLM
-    # plateau within this budget (context gain < 0.2 nats after 4,000 steps, docs/RESULTS.md).
+    # (docs/RESULTS.md) its MLM loss fell further in the same time. Even tiny does not leave the
+    # early MLM plateau within this budget (context gain < 0.2 nats after 4,000 steps).
     "default": Budget(preset="tiny", target_chars=10_000_000, vocab_size=16000,
                       pretrain_steps=4000, pretrain_minutes=60.0, pretrain_lr=2e-3,
                       nsmc_train=10000, nsmc_test=5000, klue_limit=1500, seeds=(1, 2, 3),
