@@ -120,6 +120,16 @@ class Turns:
         return any(self.active[i] for i in range(len(self.events)) if i != me)
 
 
+def print_comparison(rows: list[tuple[str, str, str]], baseline: dict, hanlm: dict, ratios: dict,
+                     *, label_width: int) -> None:
+    """One line per (label, key, number format): baseline, hanlm, and their ratio where the
+    report has one."""
+    for label, key, fmt in rows:
+        ratio = ratios.get(key)
+        print(f"{label:>{label_width}} {fmt.format(baseline[key])} {fmt.format(hanlm[key])}"
+              f" {'' if ratio is None else f'{ratio:10.2f}x'}")
+
+
 def columns(records: list[dict]) -> dict[str, list]:
     """Per-step records as one list per field ({"seconds": [...], ...}): raw results stay a few
     lines long instead of one line per step."""

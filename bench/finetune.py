@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from bench.common import Turns, columns, machine, peak_rss_mb, write_json
+from bench.common import Turns, columns, machine, peak_rss_mb, print_comparison, write_json
 from hanlm.model.presets import PRESETS
 
 logger = logging.getLogger(__name__)
@@ -500,10 +500,8 @@ def print_report(report: dict) -> None:
             ("eval real-token fraction", "eval_real_token_fraction", "{:10.1%}"),
             ("peak RSS MB", "peak_rss_mb", "{:10.0f}"),
             ("held-out accuracy %", "accuracy", "{:10.2f}")]
-    for label, key, fmt in rows:
-        ratio = report["ratios_hanlm_over_baseline"].get(key)
-        print(f"{label:>30} {fmt.format(s['baseline'][key])} {fmt.format(s['hanlm'][key])}"
-              f" {'' if ratio is None else f'{ratio:10.2f}x'}")
+    print_comparison(rows, s["baseline"], s["hanlm"], report["ratios_hanlm_over_baseline"],
+                     label_width=30)
 
 
 # ---------------------------------------------------------------- main

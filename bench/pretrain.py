@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import corpus
-from bench.common import Turns, machine, write_json
+from bench.common import Turns, machine, print_comparison, write_json
 from bench.flops import Dims, step_flops
 from bench.systems import RunSpec, run_ceiling, worker
 from hanlm.model.presets import PRESETS
@@ -187,10 +187,8 @@ def print_report(report: dict) -> None:
                 ("achieved/ceiling", "achieved_fraction_of_ceiling", "{:12.1%}"),
                 ("padding", "padding_fraction", "{:12.1%}"),
                 ("final held-out MLM loss", "final_heldout_loss", "{:12.3f}")]
-        for label, key, fmt in rows:
-            b, h = r["systems"]["baseline"][key], r["systems"]["hanlm"][key]
-            ratio = r["ratios_hanlm_over_baseline"].get(key)
-            print(f"{label:>28} {fmt.format(b)} {fmt.format(h)} {'' if ratio is None else f'{ratio:10.2f}x'}")
+        print_comparison(rows, r["systems"]["baseline"], r["systems"]["hanlm"],
+                         r["ratios_hanlm_over_baseline"], label_width=28)
         t = r["time_to_loss"]
         reached = f"{t['speedup']:.2f}x faster" if t["speedup"] else "not reached"
         print(f"{'time to loss ' + format(t['target_loss'], '.3f'):>28} {t['baseline_seconds'] or float('nan'):11.0f}s"

@@ -7,7 +7,6 @@ and exits with status 2; everything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +58,6 @@ def write_skipped(skipped: list[Skipped], path: str | Path) -> None:
     if not skipped:
         path.unlink(missing_ok=True)
         return
-    rows = (json.dumps(s.as_dict(), ensure_ascii=False) + "\n" for s in skipped)
-    atomic.write_text(path, "".join(rows))
+    atomic.write_jsonl(path, (s.as_dict() for s in skipped))
     logger.warning("skipped %s bad records (--on-error skip); listed in %s",
                    f"{len(skipped):,}", path)

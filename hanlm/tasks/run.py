@@ -181,10 +181,6 @@ def run_inference(task: Task, model: Any, tokenizer: Any, examples: list[Any],
     return task.decode(outputs, features, examples)
 
 
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    atomic.write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-
-
 def _command() -> str:
     if Path(sys.argv[0]).name in ("hanlm", "__main__.py"):
         return shlex.join(["hanlm", *sys.argv[1:]])
@@ -236,7 +232,7 @@ def finetune(cfg: FinetuneConfig) -> int:
                           total_steps=total, command=_command())
         save_model_dir(m, tokenizer, out / "model", card)
         if evaluation is not None:
-            write_jsonl(out / "predictions.jsonl", evaluation.predictions)
+            atomic.write_jsonl(out / "predictions.jsonl", evaluation.predictions)
 
     start = time.perf_counter()
     result = train(
@@ -344,7 +340,7 @@ def evaluate(cfg: EvaluateConfig) -> int:
     logger.info("metrics written to %s", output)
     write_skipped(read.skipped, output.with_suffix(".skipped.jsonl"))
     if cfg.predictions:
-        write_jsonl(Path(cfg.predictions), predictions)
+        atomic.write_jsonl(Path(cfg.predictions), predictions)
     print(json.dumps(result, ensure_ascii=False))
     return 0
 
@@ -405,7 +401,7 @@ def predict(cfg: PredictConfig) -> int:
     predictions = run_inference(task, model, tokenizer, examples, features, cfg.batch_size,
                                 progress=True)
     output = Path(cfg.output)
-    write_jsonl(output, predictions)
+    atomic.write_jsonl(output, predictions)
     write_skipped(read.skipped, output.with_suffix(".skipped.jsonl"))
     print(json.dumps({"task": task.name, "input": cfg.input, "output": str(output),
                       "predictions": len(predictions), "skipped": len(read.skipped)},

@@ -149,9 +149,8 @@ class KoreanTokenizer:
         owner = eojeol[np.repeat(base, counts) + first]
         starts = np.ones(total, dtype=bool)
         starts[1:] = owner[1:] != owner[:-1]
-        bounds = np.cumsum(counts)
-        starts[(bounds - counts)[counts > 0]] = True
-        edges = [0, *bounds.tolist()]
+        # (A text's first token always starts a word: the newline before it ends the last one.)
+        edges = [0, *np.cumsum(counts).tolist()]
         out = [(ids[lo:hi], starts[lo:hi]) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
         # Whitespace the tokenizer does not split on (BertNormalizer drops \x0b, \x0c,
         # \x1c-\x1f and \x85 as control characters) joins words the eojeol split keeps apart.
