@@ -64,6 +64,27 @@ def test_cli_run_logs_evaluates_and_checkpoints(data_dir, tmp_path):
     assert state["samples_seen"] == 6 * 8
 
 
+def test_pretraining_dropout_is_apart_from_the_exported_config(data_dir, tmp_path):
+    """Default: no dropout while pretraining, BERT's 0.1 in the config that fine-tuning reads."""
+    from torch import nn
+
+    from hanlm.train.pretrain import PretrainConfig, _build_model
+    from hanlm.data.shards import read_meta
+    from hanlm.tokenizer import KoreanTokenizer
+
+    tok = KoreanTokenizer.load(data_dir / "tokenizer")
+    model = _build_model(PretrainConfig(data=str(data_dir), out=str(tmp_path), preset="tiny"), tok,
+                         read_meta(data_dir))
+    rates = {m.p for m in model.modules() if isinstance(m, nn.Dropout)}
+    assert rates == {0.0}
+    assert model.config.hidden_dropout_prob == 0.1 == model.config.attention_probs_dropout_prob
+    run = tmp_path / "run"
+    hanlm("pretrain", "--data", str(data_dir), "--out", str(run), *TINY, "--max-steps", "2")
+    hanlm("export", str(run), "--out", str(tmp_path / "model"))
+    exported = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert exported["hidden_dropout_prob"] == 0.1 == exported["attention_probs_dropout_prob"]
+
+
 def test_existing_run_is_refused_without_resume_or_overwrite(data_dir, tmp_path):
     run = tmp_path / "run"
     hanlm("pretrain", "--data", str(data_dir), "--out", str(run), *TINY, "--max-steps", "1")
@@ -92,7 +113,8 @@ def _kill_when(run: Path, process: subprocess.Popen, step: int) -> None:
 
 @pytest.mark.slow
 def test_kill_and_resume_is_bit_identical(data_dir, tmp_path):
-    args = ["--data", str(data_dir), *TINY, "--max-steps", "60", "--save-every", "5"]
+    # --dropout 0.1: dropout draws from the RNG, whose state the checkpoint must restore too.
+    args = ["--data", str(data_dir), *TINY, "--max-steps", "60", "--save-every", "5", "--dropout", "0.1"]
     hanlm("pretrain", *args, "--out", str(tmp_path / "straight"))
     resumed = tmp_path / "resumed"
     for kill_at in (10, 35):

@@ -14,7 +14,7 @@ from hanlm.errors import HanlmError
 from hanlm.study import corpora as corpora_lib
 from hanlm.study.baselines import run_baseline
 from hanlm.study.corpora import Deduper, Sources, build_corpora, take_chars, text_key
-from hanlm.study.run import StudyConfig, resolve, run_specs, run_study
+from hanlm.study.run import StudyConfig, pretrain_phases, resolve, run_specs, run_study
 from hanlm.tasks.base import ReadOptions
 from hanlm.tasks.registry import get_task
 
@@ -166,8 +166,20 @@ def test_quick_plan_resolves_overrides():
     assert len(run_specs(plan)) == 2 * 3 * (3 + 2)
 
 
+def test_pretrain_phases_keep_the_tokens_per_step_and_the_step_budget():
+    plan = resolve(StudyConfig())
+    short, long = pretrain_phases(plan)
+    assert short.max_len * short.batch_size == long.max_len * long.batch_size
+    assert short.steps + long.steps == plan.pretrain_steps and short.steps == 3000
+    assert long.init_from == short.suffix and short.init_from is None
+    assert len(pretrain_phases(resolve(StudyConfig(short_len=0)))) == 1
+    assert len(pretrain_phases(resolve(StudyConfig(short_len=128)))) == 1
+    with pytest.raises(HanlmError, match="short-share"):
+        resolve(StudyConfig(short_share=1.5))
+
+
 MICRO = dict(target_chars=150, vocab_size=200, pretrain_steps=4, pretrain_batch_size=4,
-             max_len=32, nsmc_train=0, nsmc_test=0, fractions=[0.25, 1.0], klue_split="1:0.34",
+             max_len=32, short_len=16, short_share=0.5, nsmc_train=0, nsmc_test=0, fractions=[0.25, 1.0], klue_split="1:0.34",
              klue_limit=0, seeds=[1], finetune_epochs=1.0, klue_finetune_epochs=1.0,
              finetune_min_steps=2,
              preset="tiny", re_share=0.3, full_nsmc_baseline=True)
@@ -184,6 +196,9 @@ def test_micro_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     assert len(results["runs"]) == 3 * (3 + 1)
     assert {r["model"] for r in results["runs"]} == {"review", "general", "random"}
     assert results["pretraining"]["review"]["steps"] == 4
+    phases = results["pretraining"]["review"]["phases"]
+    assert [(p["steps"], p["batch_size"], p["max_len"]) for p in phases] == [(2, 8, 16), (2, 4, 32)]
+    assert (tmp_path / "work" / "model-review-short" / "config.json").is_file()
     table = results["summary"]["table"]
     assert set(table) == {"review", "general", "random", "tfidf"}
     assert all(table[m]["nsmc"]["mean"] is not None for m in table)

@@ -111,6 +111,15 @@ class PretrainingModel(nn.Module):
         )
 
 
+def set_dropout(model: nn.Module, p: float) -> None:
+    """Set every dropout of `model` (hidden states, and attention, which reads `dropout.p`) to `p`
+    without touching its config: pretraining can run without dropout while the exported config
+    keeps the rate that fine-tuning reads from it."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = p
+
+
 def new_pretraining_model(config: BertConfig, seed: int) -> PretrainingModel:
     torch.manual_seed(seed)
     return PretrainingModel(BertForPreTraining(config))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hanlm import atomic
+from hanlm.config import read_yaml
 from hanlm.train.log import read_metrics
 
 MODEL_NAMES = {"review": "review-pretrained", "general": "general-pretrained",
@@ -60,14 +61,24 @@ def _context_note(final_eval: dict[str, Any]) -> str:
     return f", context gain {gain:.2f} nats over token frequencies{plateau}"
 
 
-def pretraining_summary(run_dir: Path) -> dict[str, Any]:
-    final = json.loads((run_dir / "final_metrics.json").read_text(encoding="utf-8"))
-    rows = read_metrics(run_dir)
-    curve = [{k: r.get(k) for k in ("step", "split", "loss", "mlm_loss", "nsp_loss",
-                                    "mlm_accuracy", "mlm_context_gain")} for r in rows if r["split"] in
-             ("train", "eval")]
-    return {"steps": final["step"], "seconds": final["seconds"], "final_eval": final["eval"],
-            "curve": curve}
+def pretraining_summary(run_dirs: list[Path]) -> dict[str, Any]:
+    """The pretraining of one corpus: its last run's final figures, steps and seconds summed over
+    the runs (phases), and one curve with the step counted on from run to run."""
+    steps, seconds, curve, phases = 0, 0.0, [], []
+    for run_dir in run_dirs:
+        final = json.loads((run_dir / "final_metrics.json").read_text(encoding="utf-8"))
+        run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        config = read_yaml(run_dir / "config.yaml")
+        curve += [{**{k: r.get(k) for k in ("split", "loss", "mlm_loss", "nsp_loss",
+                                            "mlm_accuracy", "mlm_context_gain")},
+                   "step": steps + r["step"]}
+                  for r in read_metrics(run_dir) if r["split"] in ("train", "eval")]
+        phases.append({"steps": final["step"], "batch_size": config["batch_size"],
+                       "max_len": run["data_meta"]["max_len"], "final_eval": final["eval"]})
+        steps += final["step"]
+        seconds += final["seconds"]
+    return {"steps": steps, "seconds": seconds, "final_eval": phases[-1]["final_eval"],
+            "phases": phases, "curve": curve}
 
 
 def mean_std(values: Iterable[float]) -> dict[str, Any]:
@@ -229,10 +240,13 @@ def facts_markdown(results: dict) -> str:
     for name, p in pre.items():
         ev = p["final_eval"] or {}
         capped = " (stopped by the time cap)" if p["steps"] < plan["pretrain_steps"] else ""
+        phases = " then ".join(f"{ph['steps']} x {ph['batch_size']} sequences of {ph['max_len']} "
+                               f"tokens" for ph in p.get("phases", []))
         lines.append(f"- pretraining {name}: {plan['preset']}, {p['steps']} of "
-                     f"{plan['pretrain_steps']} steps{capped} in {p['seconds']:.0f} s; held-out MLM "
-                     f"accuracy {ev.get('mlm_accuracy', float('nan')) * 100:.1f}%, NSP accuracy "
-                     f"{ev.get('nsp_accuracy', float('nan')) * 100:.1f}%{_context_note(ev)}")
+                     f"{plan['pretrain_steps']} steps{capped} ({phases}) in {p['seconds']:.0f} s; "
+                     f"held-out MLM accuracy {ev.get('mlm_accuracy', float('nan')) * 100:.1f}%, "
+                     f"NSP accuracy {ev.get('nsp_accuracy', float('nan')) * 100:.1f}%"
+                     f"{_context_note(ev)}")
     t = results["timings"]
     lines.append(f"- wall time of this invocation: {t['this_invocation_seconds'] / 60:.1f} min; "
                  f"compute time of all stages (summed over resumed invocations): "
@@ -272,6 +286,10 @@ def plot_pretraining(results: dict, path: Path) -> None:
                         label=f"{name}: train MLM + NSP", alpha=0.8)
         ax.plot([r["step"] for r in evals], [r["loss"] for r in evals], "o--",
                 color=line.get_color(), label=f"{name}: held-out")
+    first = next(iter(results["pretraining"].values()), {}).get("phases", [])
+    if len(first) > 1:
+        ax.axvline(first[0]["steps"], color="gray", linestyle=":",
+                   label=f"{first[0]['max_len']} -> {first[-1]['max_len']} tokens")
     ax.set(xlabel="step", ylabel="loss",
            title="Pretraining loss (each corpus with its own tokenizer)")
     ax.legend()

@@ -56,6 +56,8 @@ class Budget:
     pretrain_steps: int
     pretrain_minutes: float
     pretrain_lr: float
+    short_len: int  # phase 1 sequence length (0 = one phase at max_len); see pretrain_phases
+    short_share: float  # share of pretrain_steps spent in phase 1
     nsmc_train: int  # the "100%" training set: a fixed-seed subsample (0 = all 150K)
     nsmc_test: int  # the test sample every model is scored on (0 = all 50K)
     klue_limit: int  # at most this many examples of each KLUE split part (0 = all)
@@ -68,15 +70,18 @@ class Budget:
 
 BUDGETS = {
     "quick": Budget(preset="tiny", target_chars=2_000_000, vocab_size=8000, pretrain_steps=600,
-                    pretrain_minutes=4.0, pretrain_lr=2e-3, nsmc_train=3000, nsmc_test=1000,
+                    pretrain_minutes=4.0, pretrain_lr=2e-3, short_len=32, short_share=0.75,
+                    nsmc_train=3000, nsmc_test=1000,
                     klue_limit=1500, seeds=(1,), finetune_epochs=2.0, klue_finetune_epochs=4.0,
                     finetune_min_steps=20,
                     finetune_lr=3e-4),
     # BERT-tiny, not mini: on 2 CPU cores tiny runs ~4x the tokens/s of mini, and in a pilot
-    # (docs/RESULTS.md) its MLM loss fell further in the same time. Even tiny does not leave the
-    # early MLM plateau within this budget (context gain < 0.2 nats after 4,000 steps).
+    # (docs/RESULTS.md) its MLM loss fell further in the same time. Trained on 128-token
+    # sequences alone, tiny does not leave the early MLM plateau within this budget (context gain
+    # 0.08 nats after 4,000 steps); 32-token sequences first do (pretrain_phases).
     "default": Budget(preset="tiny", target_chars=10_000_000, vocab_size=16000,
                       pretrain_steps=4000, pretrain_minutes=60.0, pretrain_lr=2e-3,
+                      short_len=32, short_share=0.75,
                       nsmc_train=10000, nsmc_test=5000, klue_limit=1500, seeds=(1, 2, 3),
                       finetune_epochs=2.0, klue_finetune_epochs=10.0, finetune_min_steps=30,
                       finetune_lr=5e-4),
@@ -101,7 +106,12 @@ class StudyConfig:
                                          min=0, exclusive_min=True)
     pretrain_lr: float | None = opt(None, "pretraining peak learning rate", min=0,
                                     exclusive_min=True)
-    pretrain_batch_size: int = opt(32, "pretraining sequences per step", min=1)
+    short_len: int | None = opt(None, "phase 1 of pretraining on sequences of this many tokens, "
+                                "as many tokens per step (0 = one phase at --max-len)", min=0)
+    short_share: float | None = opt(None, "share of the pretraining steps in phase 1 (0-1)",
+                                    min=0)
+    pretrain_batch_size: int = opt(32, "pretraining sequences per step (of --max-len tokens)",
+                                   min=1)
     pretrain_dropout: float = opt(0.0, "pretraining dropout (0: the short-budget choice of "
                                   "cramming; the models fine-tune with the same setting)", min=0)
     max_len: int = opt(128, "tokens per sequence (pretraining and fine-tuning)", min=16)
@@ -169,6 +179,8 @@ def resolve(cfg: StudyConfig) -> Plan:
         values[f.name] = getattr(budget, f.name) if given is None else given
     if any(not 0 < f <= 1 for f in cfg.fractions):
         raise HanlmError("--fractions must lie in (0, 1]")
+    if not 0 <= values["short_share"] <= 1:
+        raise HanlmError("--short-share must lie in [0, 1]")
     return Plan(
         mode=mode, data=cfg.data or default_data_dir(),
         work_dir=cfg.work_dir or str(Path("study-work") / mode),
@@ -271,44 +283,84 @@ def tokenizer_stage(plan: Plan, name: str, *, cached: bool) -> Path:
     return out
 
 
-def data_stage(plan: Plan, name: str, *, cached: bool) -> Path:
+@dataclass(frozen=True)
+class Phase:
+    """One pretraining run of a corpus: its data, run and export directories and its size."""
+
+    suffix: str  # "-short" for phase 1, "" for the phase whose export is fine-tuned
+    max_len: int
+    batch_size: int
+    steps: int
+    minutes: float
+    init_from: str | None  # the export of the phase before, if any
+
+
+def pretrain_phases(plan: Plan) -> list[Phase]:
+    """The pretraining of each corpus: one phase at max_len, or two with short sequences first.
+
+    On 128-token sequences a small BERT stays for thousands of steps on the early MLM plateau
+    (predicting masked tokens from their frequencies alone: docs/RESULTS.md); on 32-token
+    sequences, with 4x the sequences per step so each step holds as many tokens, the same model
+    starts to use the context within ~600 steps. Phase 2 continues from phase 1's model on
+    max_len-token sequences so all positions are trained, as BERT's own two phases were
+    (128 then 512 tokens). Both phases have the same peak lr, warm-up share and linear decay.
+    """
+    if not plan.short_len or plan.short_len >= plan.max_len:
+        return [Phase("", plan.max_len, plan.pretrain_batch_size, plan.pretrain_steps,
+                      plan.pretrain_minutes, None)]
+    short_steps = min(plan.pretrain_steps - 1, max(1, round(plan.pretrain_steps * plan.short_share)))
+    share = short_steps / plan.pretrain_steps
+    short_batch = max(1, plan.pretrain_batch_size * plan.max_len // plan.short_len)
+    return [
+        Phase("-short", plan.short_len, short_batch, short_steps, plan.pretrain_minutes * share,
+              None),
+        Phase("", plan.max_len, plan.pretrain_batch_size, plan.pretrain_steps - short_steps,
+              plan.pretrain_minutes * (1 - share), "-short"),
+    ]
+
+
+def data_stage(plan: Plan, name: str, phase: Phase, *, cached: bool) -> Path:
     from hanlm.data.build import DataBuildConfig, build_dataset
     from hanlm.text import CorpusConfig
 
-    out = plan.work / f"data-{name}"
+    out = plan.work / f"data-{name}{phase.suffix}"
     if not cached:
         build_dataset(DataBuildConfig(
             corpus=[str(plan.work / "corpora" / f"{name}.txt")],
-            tokenizer=str(plan.work / f"tokenizer-{name}"), out=str(out), max_len=plan.max_len,
+            tokenizer=str(plan.work / f"tokenizer-{name}"), out=str(out), max_len=phase.max_len,
             seed=plan.seed, workers=min(2, os.cpu_count() or 1), chunk_chars=1_000_000,
             resume=out.exists(), reader=CorpusConfig(format="docs")))
     return out
 
 
-def pretrain_stage(plan: Plan, name: str, *, cached: bool) -> Path:
+def pretrain_stage(plan: Plan, name: str, phase: Phase, *, cached: bool) -> Path:
     from hanlm.train.optim import OptimConfig
     from hanlm.train.pretrain import PretrainConfig, pretrain
 
-    out = plan.work / f"pretrain-{name}"
+    out = plan.work / f"pretrain-{name}{phase.suffix}"
     if not cached:
+        init_from = (str(plan.work / f"model-{name}{phase.init_from}")
+                     if phase.init_from is not None else None)
         pretrain(PretrainConfig(
-            data=str(plan.work / f"data-{name}"), out=str(out), preset=plan.preset,  # type: ignore[arg-type]
-            max_steps=plan.pretrain_steps, max_minutes=plan.pretrain_minutes,
-            batch_size=plan.pretrain_batch_size, dropout=plan.pretrain_dropout, seed=plan.seed,
+            data=str(plan.work / f"data-{name}{phase.suffix}"), out=str(out), preset=plan.preset,  # type: ignore[arg-type]
+            max_steps=phase.steps, max_minutes=phase.minutes, init_from=init_from,
+            batch_size=phase.batch_size, dropout=plan.pretrain_dropout,
+            export_dropout=plan.pretrain_dropout, seed=plan.seed,
             log_every=10,
-            eval_every=max(50, plan.pretrain_steps // 8), save_every=max(100, plan.pretrain_steps // 4),
+            eval_every=max(50, phase.steps // 8), save_every=max(100, phase.steps // 4),
             keep_checkpoints=1, tensorboard=False, resume=(out / "run.json").is_file(),
             optim=OptimConfig(lr=plan.pretrain_lr)))
     return out
 
 
-def export_stage(plan: Plan, name: str, *, cached: bool) -> Path:
+def export_stage(plan: Plan, name: str, phase: Phase, *, cached: bool) -> Path:
     from hanlm.export import ExportConfig, export_model
 
-    out = plan.work / f"model-{name}"
+    out = plan.work / f"model-{name}{phase.suffix}"
     if not cached:
-        export_model(ExportConfig(checkpoint=str(plan.work / f"pretrain-{name}"), out=str(out),
-                                  name=f"hanlm-study-{name}-{plan.preset}", overwrite=True))
+        export_model(ExportConfig(checkpoint=str(plan.work / f"pretrain-{name}{phase.suffix}"),
+                                  out=str(out), name=f"hanlm-study-{name}-{plan.preset}",
+                                  overwrite=True))
     return out
 
 
@@ -565,9 +617,10 @@ def log_plan(plan: Plan) -> None:
         f"  data: {plan.data}",
         f"  corpora: review vs general, {plan.target_chars:,} characters each",
         f"  tokenizers: WordPiece, vocabulary {plan.vocab_size:,} each",
-        f"  pretraining: {plan.preset}, {plan.pretrain_steps} steps x {plan.pretrain_batch_size} "
-        f"sequences of {plan.max_len} tokens, lr {plan.pretrain_lr:g}, dropout "
-        f"{plan.pretrain_dropout:g}, cap "
+        f"  pretraining: {plan.preset}, "
+        + " then ".join(f"{p.steps} steps x {p.batch_size} sequences of {p.max_len} tokens"
+                        for p in pretrain_phases(plan))
+        + f", lr {plan.pretrain_lr:g}, dropout {plan.pretrain_dropout:g}, cap "
         f"{plan.pretrain_minutes:g} min each",
         f"  fine-tuning: {n_runs} runs = {len(MODELS)} models x ({len(TASKS)} tasks + "
         f"{len(plan.fractions) - 1} NSMC fractions) x {len(plan.seeds)} seed(s); "
@@ -604,14 +657,16 @@ def run_study(cfg: StudyConfig) -> int:
         cached_stage(timings, f"tokenizer/{name}",
                      (work / f"tokenizer-{name}" / "hanlm_tokenizer.json").is_file(),
                      tokenizer_stage, plan, name)
-        cached_stage(timings, f"data/{name}", (work / f"data-{name}" / "meta.json").is_file(),
-                     data_stage, plan, name)
-        cached_stage(timings, f"pretrain/{name}",
-                     (work / f"pretrain-{name}" / "final_metrics.json").is_file(),
-                     pretrain_stage, plan, name)
-        models[name] = cached_stage(timings, f"export/{name}",
-                                    (work / f"model-{name}" / "config.json").is_file(),
-                                    export_stage, plan, name)
+        for phase in pretrain_phases(plan):
+            key = f"{name}{phase.suffix}"
+            cached_stage(timings, f"data/{key}", (work / f"data-{key}" / "meta.json").is_file(),
+                         data_stage, plan, name, phase)
+            cached_stage(timings, f"pretrain/{key}",
+                         (work / f"pretrain-{key}" / "final_metrics.json").is_file(),
+                         pretrain_stage, plan, name, phase)
+            models[name] = cached_stage(timings, f"export/{key}",
+                                        (work / f"model-{key}" / "config.json").is_file(),
+                                        export_stage, plan, name, phase)
     models["random"] = cached_stage(timings, "random-init",
                                     (work / "model-random" / "config.json").is_file(),
                                     random_stage, plan)
@@ -621,8 +676,9 @@ def run_study(cfg: StudyConfig) -> int:
     baselines = baseline_stage(plan, sources, files, timings)
 
     results = report.collect(plan=dataclasses.asdict(plan), corpora=corpora,
-                             pretraining={n: report.pretraining_summary(work / f"pretrain-{n}")
-                                          for n in CORPORA},
+                             pretraining={n: report.pretraining_summary(
+                                 [work / f"pretrain-{n}{p.suffix}" for p in pretrain_phases(plan)])
+                                 for n in CORPORA},
                              runs=runs, baselines=baselines, timings=timings.seconds,
                              command=_command(), wall_seconds=time.perf_counter() - started)
     written = report.write(results, Path(plan.results))

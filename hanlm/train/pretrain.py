@@ -32,7 +32,12 @@ from hanlm.data.batches import Collator, micro_batches, sample_lengths
 from hanlm.data.masking import MaskingConfig
 from hanlm.data.shards import ShardReader, read_meta
 from hanlm.errors import HanlmError
-from hanlm.model.bert import PretrainingModel, build_bert_config, new_pretraining_model
+from hanlm.model.bert import (
+    PretrainingModel,
+    build_bert_config,
+    new_pretraining_model,
+    set_dropout,
+)
 from hanlm.model.presets import PRESETS
 from hanlm.tokenizer import KoreanTokenizer
 from hanlm.tokenizer import format as tokenizer_files
@@ -59,7 +64,12 @@ class PretrainConfig:
         64, "batch the samples of this many consecutive steps by length, so batches carry less "
         "padding (1 = off; see hanlm/data/batches.py)", min=1)
     seed: int = opt(42, "seed for initialisation, data order, masking and dropout")
-    dropout: float = opt(0.1, "dropout of hidden states and attention", min=0)
+    dropout: float = opt(
+        0.0, "dropout of hidden states and attention while pretraining (0: none, as cramming and "
+        "ModernBERT pretrain; 1.2-1.3x faster here, docs/BENCHMARKS.md)", min=0)
+    export_dropout: float = opt(
+        0.1, "dropout written into a new model's config, which fine-tuning reads (BERT's 0.1)",
+        min=0)
     init_from: str | None = opt(None, "start from this Hugging Face BERT directory (continued pretraining)")
     trust_pickle: bool = opt(False, "allow --init-from pickle (pytorch_model.bin) weights, which can run code")
     precision: Literal["auto", "fp32", "bf16"] = opt("auto", "auto = bf16 on GPUs that have it, else fp32")
@@ -144,6 +154,12 @@ def _write_run_files(out: Path, cfg: PretrainConfig, identity: dict, meta: dict,
 
 
 def _build_model(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict) -> PretrainingModel:
+    model = _new_or_loaded_model(cfg, tok, meta)
+    set_dropout(model, cfg.dropout)
+    return model
+
+
+def _new_or_loaded_model(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict) -> PretrainingModel:
     if cfg.init_from:
         return PretrainingModel(_load_init_from(cfg, tok, meta))
     if meta["max_len"] > 512:
@@ -153,7 +169,7 @@ def _build_model(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict) -> Pretr
         vocab_size=tok.vocab_size,
         max_position_embeddings=max(512, meta["max_len"]),
         pad_token_id=tok.pad_id,
-        dropout=cfg.dropout,
+        dropout=cfg.export_dropout,
         # Measured on 2 Xeon cores (docs/BENCHMARKS.md, bench/levers.py): at seq 128 the eager
         # attention is as fast as SDPA on padded batches and ~12% faster on unpadded ones.
         attn_implementation="sdpa" if torch.cuda.is_available() else "eager",
