@@ -68,9 +68,9 @@ def test_pretraining_dropout_is_apart_from_the_exported_config(data_dir, tmp_pat
     """Default: no dropout while pretraining, BERT's 0.1 in the config that fine-tuning reads."""
     from torch import nn
 
-    from hanlm.train.pretrain import PretrainConfig, _build_model
     from hanlm.data.shards import read_meta
     from hanlm.tokenizer import KoreanTokenizer
+    from hanlm.train.pretrain import PretrainConfig, _build_model
 
     tok = KoreanTokenizer.load(data_dir / "tokenizer")
     model = _build_model(PretrainConfig(data=str(data_dir), out=str(tmp_path), preset="tiny"), tok,
