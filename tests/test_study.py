@@ -179,8 +179,8 @@ def test_pretrain_phases_keep_the_tokens_per_step_and_the_step_budget():
 
 
 MICRO = dict(target_chars=150, vocab_size=200, pretrain_steps=4, pretrain_batch_size=4,
-             max_len=32, short_len=16, short_share=0.5, nsmc_train=0, nsmc_test=0, fractions=[0.25, 1.0], klue_split="1:0.34",
-             klue_limit=0, seeds=[1], finetune_epochs=1.0, klue_finetune_epochs=1.0,
+             max_len=32, short_len=16, short_share=0.5, nsmc_train=0, nsmc_test=0,
+             fractions=[0.25, 1.0], klue_split="1:0.34", klue_limit=0, seeds=[1], finetune_epochs=1.0, klue_finetune_epochs=1.0,
              finetune_min_steps=2,
              preset="tiny", re_share=0.3, full_nsmc_baseline=True)
 
