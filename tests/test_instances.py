@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hanlm.data.instances import assemble, pairs_from_document, split_long
+from hanlm.data.instances import TokenizedDocument, assemble, pairs_from_document
 
 
 def _docs(rng, n_docs=60, sentences=(3, 15), length=(3, 30)):
@@ -14,7 +14,7 @@ def _docs(rng, n_docs=60, sentences=(3, 15), length=(3, 30)):
             ids = d * 100_000 + np.arange(pos, pos + k)
             doc.append((ids, np.ones(k, dtype=bool)))
             pos += k
-        docs.append(doc)
+        docs.append(TokenizedDocument.from_sentences(doc, limit=1000))
     return docs
 
 
@@ -64,20 +64,29 @@ def test_deterministic_for_a_seed():
     assert all(np.array_equal(x.tokens_a, y.tokens_a) and np.array_equal(x.tokens_b, y.tokens_b) for (_, x), (_, y) in zip(a, b, strict=True))
 
 
-def test_split_long_keeps_every_token():
-    ids = np.arange(250)
-    pieces = split_long([(ids, np.ones(250, bool))], 100)
-    assert [p[0].size for p in pieces] == [100, 100, 50]
-    assert np.array_equal(np.concatenate([p[0] for p in pieces]), ids)
+def test_long_sentences_are_cut_and_empty_ones_dropped():
+    sentences = [(np.arange(250), np.ones(250, bool)), (np.arange(0), np.ones(0, bool)),
+                 (np.arange(250, 260), np.ones(10, bool))]
+    doc = TokenizedDocument.from_sentences(sentences, 100)
+    assert doc.ends == [100, 200, 250, 260] and len(doc) == 4
+    assert np.array_equal(doc.ids, np.arange(260))
+    assert not TokenizedDocument.from_sentences([(np.arange(0), np.ones(0, bool))], 100)
 
 
 def test_assemble_layout():
     rng = np.random.default_rng(4)
-    inst = pairs_from_document(_docs(rng, 5), 0, max_len=32, short_seq_prob=0, rng=rng)[0]
-    ids, starts, len_a = assemble(inst, cls_id=2, sep_id=3)
-    assert ids[0] == 2 and ids[len_a - 1] == 3 and ids[-1] == 3
-    assert ids.size == inst.tokens_a.size + inst.tokens_b.size + 3
-    assert starts.size == ids.size
+    instances = pairs_from_document(_docs(rng, 5), 0, max_len=32, short_seq_prob=0, rng=rng)
+    pairs = assemble(instances, cls_id=2, sep_id=3)
+    at = 0
+    for inst, length, len_a, random_next in zip(instances, pairs.lengths, pairs.len_a, pairs.random_next,
+                                                strict=True):
+        ids = pairs.ids[at : at + length]
+        assert ids[0] == 2 and ids[len_a - 1] == 3 and ids[-1] == 3
+        assert np.array_equal(ids[1 : len_a - 1], inst.tokens_a)
+        assert np.array_equal(ids[len_a : length - 1], inst.tokens_b)
+        assert length == inst.tokens_a.size + inst.tokens_b.size + 3 and random_next == inst.is_random_next
+        at += length
+    assert pairs.word_starts.size == pairs.ids.size == at
 
 
 def test_short_documents_still_half_is_next():

@@ -278,6 +278,54 @@ def test_decode_error_names_the_right_line_far_into_a_file(tmp_path):
     assert f"{path}:5001:" in error_of(str(path))
 
 
+def _lines_one_at_a_time(path: Path, encoding: str) -> list:
+    """The reference: every line of the binary file decoded on its own."""
+    out = []
+    for lineno, raw in enumerate(path.open("rb"), 1):
+        try:
+            line = raw.decode(encoding)
+        except UnicodeDecodeError:
+            out.append((lineno, "<bad>"))
+            continue
+        out.append((lineno, line.removeprefix("\ufeff") if lineno == 1 else line))
+    return out
+
+
+@pytest.mark.parametrize("block_bytes", [1, 7, 64, 1 << 20])
+def test_lines_read_in_blocks_equal_lines_read_one_at_a_time(tmp_path, monkeypatch, block_bytes):
+    from hanlm.text import corpus
+
+    monkeypatch.setattr(corpus, "_BLOCK_BYTES", block_bytes)
+    rng = __import__("random").Random(block_bytes)
+    pieces = ["가나", "a\tb", "\r", "\r\n", "\n", "\n\n", "\u2028", " ", "\x85", "다"]
+    data = "\ufeff" + "".join(rng.choice(pieces) for _ in range(400))
+    raw = data.encode() + "한글\n".encode("cp949") + "끝 줄".encode()
+    path = tmp_path / "mixed.txt"
+    path.write_bytes(raw)
+    rejected = []
+    read = list(corpus._lines(str(path), "utf-8", reject=lambda e: rejected.append(e.line)))
+    expected = _lines_one_at_a_time(path, "utf-8")
+    assert read == [item for item in expected if item[1] != "<bad>"]
+    assert rejected == [n for n, line in expected if line == "<bad>"] and len(rejected) == 1
+
+
+@pytest.mark.parametrize("line", ["a\tb\n", "a\tb\r\n", "a\tb\r\r\n", "\n", "\r\n", " \n",
+                                  "a\x00b\tc\n", "a\tb", '"a\tb"\n', 'a\t"b\n', "a\tb\x85c\n",
+                                  "a\tb\u2028c\n", "a\tb\r", "a\rb\tc\n", "\ra\tb\n", "\t\n"])
+def test_tsv_rows_split_as_the_csv_module_does(line):
+    import csv
+
+    from hanlm.text import corpus
+
+    [(_, _, row)] = list(corpus._tsv_rows("f.tsv", [(1, line)]))
+    try:
+        expected = next(csv.reader([line], delimiter="\t", quoting=csv.QUOTE_NONE), [])
+    except csv.Error:
+        assert isinstance(row, HanlmError) and "malformed tsv" in str(row)
+    else:
+        assert row == expected
+
+
 def test_malformed_json_names_the_line(tmp_path):
     path = write(tmp_path / "c.jsonl", '{"text": "좋다"}\n{"text": "나쁘\n')
     message = error_of(path)

@@ -33,7 +33,13 @@ from tqdm import tqdm
 from hanlm import __version__, atomic
 from hanlm import config as config_lib
 from hanlm.config import opt
-from hanlm.data.instances import assemble, pairs_from_document, split_long
+from hanlm.data.instances import (
+    Instance,
+    Pairs,
+    TokenizedDocument,
+    assemble,
+    pairs_from_document,
+)
 from hanlm.data.shards import write_shard
 from hanlm.errors import HanlmError, write_skipped
 from hanlm.text import (
@@ -130,26 +136,27 @@ def _threads() -> int:
     return max(1, _WORKERS // max(1, _BUSY.value))
 
 
-def _tokenize_documents(tok: KoreanTokenizer, documents: list[Document]) -> list[list]:
+def _tokenize_documents(
+    tok: KoreanTokenizer, documents: list[Document], limit: int
+) -> list[TokenizedDocument]:
     flat = [s for doc in documents for s in doc.sentences]
     encoded = tok.encode_words(flat, threads=_threads())
     out, k = [], 0
     for doc in documents:
-        out.append(encoded[k : k + len(doc.sentences)])
+        out.append(TokenizedDocument.from_sentences(encoded[k : k + len(doc.sentences)], limit))
         k += len(doc.sentences)
     return out
 
 
-def _pairs(docs: list[list], cfg: dict, rng: np.random.Generator, tok: KoreanTokenizer) -> list:
-    sequences = []
+def _pairs(docs: list[TokenizedDocument], cfg: dict, rng: np.random.Generator,
+           tok: KoreanTokenizer) -> Pairs:
+    instances: list[Instance] = []
     for _ in range(cfg["dupe_factor"]):
         for i in range(len(docs)):
-            for inst in pairs_from_document(
+            instances += pairs_from_document(
                 docs, i, max_len=cfg["max_len"], short_seq_prob=cfg["short_seq_prob"], rng=rng
-            ):
-                ids, starts, len_a = assemble(inst, cls_id=tok.cls_id, sep_id=tok.sep_id)
-                sequences.append((ids, starts, len_a, inst.is_random_next))
-    return sequences
+            )
+    return assemble(instances, cls_id=tok.cls_id, sep_id=tok.sep_id)
 
 
 def process_chunk(job: tuple[Chunk, dict, str]) -> dict:
@@ -169,15 +176,14 @@ def _process_chunk(job: tuple[Chunk, dict, str]) -> dict:
     tok = _TOKENIZER
     assert tok is not None
     limit = cfg["max_len"] - 3
-    tokenized = [split_long(d, limit) for d in _tokenize_documents(tok, chunk.documents)]
+    tokenized = _tokenize_documents(tok, chunk.documents, limit)
     is_eval = [_is_eval(d.id, cfg["seed"], cfg["eval_fraction"]) for d in chunk.documents]
     stats = {"index": chunk.index, "documents": len(chunk.documents), "chars": chunk.chars}
     for split, wanted in (("train", False), ("eval", True)):
         docs = [t for t, e in zip(tokenized, is_eval, strict=True) if e == wanted and t]
         rng = np.random.default_rng((cfg["seed"], chunk.index, int(wanted)))
-        sequences = _pairs(docs, cfg, rng, tok) if docs else []
         shard = Path(out) / split / f"shard-{chunk.index:05d}"
-        stats[split] = write_shard(shard, sequences, vocab_size=tok.vocab_size)
+        stats[split] = write_shard(shard, _pairs(docs, cfg, rng, tok), vocab_size=tok.vocab_size)
         stats[split]["documents"] = len(docs)
     return stats
 

@@ -22,6 +22,40 @@ Sentence = tuple[np.ndarray, np.ndarray]
 
 
 @dataclass
+class TokenizedDocument:
+    """A tokenized document as one array, cut into segments (sentences, or pieces of long ones).
+
+    Pairs are ranges of these arrays: A and an IsNext B are runs of consecutive segments, so
+    neither needs its segments copied together (per pair that copying and the per-token
+    truncation of copies cost more CPU than the tokenizer spent on the same text)."""
+
+    ids: np.ndarray  # int32, every segment in order
+    starts: np.ndarray  # bool, True where a token starts a word
+    ends: list[int]  # where each segment ends: segment k is [ends[k - 1], ends[k])
+
+    @classmethod
+    def from_sentences(cls, sentences: list[Sentence], limit: int) -> TokenizedDocument:
+        """Join the sentences, cutting those longer than ``limit`` tokens into consecutive
+        pieces; empty sentences are left out."""
+        ends, end = [], 0
+        for ids, _ in sentences:
+            ends += range(end + limit, end + ids.size, limit)
+            end += ids.size
+            if ids.size:
+                ends.append(end)
+        if not ends:
+            return cls(np.zeros(0, np.int32), np.zeros(0, bool), [])
+        return cls(np.concatenate([s[0] for s in sentences]).astype(np.int32, copy=False),
+                   np.concatenate([s[1] for s in sentences]).astype(bool, copy=False), ends)
+
+    def begin(self, segment: int) -> int:
+        return self.ends[segment - 1] if segment else 0
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+
+@dataclass
 class Instance:
     tokens_a: np.ndarray
     starts_a: np.ndarray
@@ -30,38 +64,20 @@ class Instance:
     is_random_next: bool
 
 
-def split_long(sentences: list[Sentence], limit: int) -> list[Sentence]:
-    """Cut sentences longer than `limit` tokens into consecutive pieces."""
-    out: list[Sentence] = []
-    for ids, starts in sentences:
-        if ids.size == 0:
-            continue
-        for lo in range(0, ids.size, limit):
-            out.append((ids[lo : lo + limit], starts[lo : lo + limit]))
-    return out
-
-
-def _concat(segments: list[Sentence]) -> tuple[np.ndarray, np.ndarray]:
-    return (
-        np.concatenate([s[0] for s in segments]),
-        np.concatenate([s[1] for s in segments]),
-    )
-
-
-def _truncate_pair(a: list, b: list, max_tokens: int, rng: np.random.Generator) -> None:
+def _truncate_pair(a: list[int], b: list[int], max_tokens: int, rng: np.random.Generator) -> None:
     """Trim the longer of A/B one token at a time from a random end (the reference rule).
-    `a` and `b` are [ids, starts] lists, modified in place."""
-    while a[0].size + b[0].size > max_tokens:
-        longer = a if a[0].size > b[0].size else b
+    `a` and `b` are [begin, end) ranges, modified in place."""
+    while a[1] - a[0] + b[1] - b[0] > max_tokens:
+        longer = a if a[1] - a[0] > b[1] - b[0] else b
         if rng.random() < 0.5:
-            longer[0], longer[1] = longer[0][1:], longer[1][1:]
+            longer[0] += 1
         else:
-            longer[0], longer[1] = longer[0][:-1], longer[1][:-1]
+            longer[1] -= 1
 
 
 def _random_b(
-    docs: list[list[Sentence]], doc_index: int, target: int, rng: np.random.Generator
-) -> list[Sentence]:
+    docs: list[TokenizedDocument], doc_index: int, target: int, rng: np.random.Generator
+) -> tuple[TokenizedDocument, list[int]]:
     other = doc_index
     for _ in range(10):
         other = int(rng.integers(len(docs)))
@@ -69,29 +85,25 @@ def _random_b(
             break
     doc = docs[other]
     start = int(rng.integers(len(doc)))
-    picked, length = [], 0
-    for segment in doc[start:]:
-        picked.append(segment)
-        length += segment[0].size
-        if length >= target:
-            break
-    return picked
+    end = start
+    while end < len(doc) - 1 and doc.ends[end] - doc.begin(start) < target:
+        end += 1
+    return doc, [doc.begin(start), doc.ends[end]]
 
 
-def _split_segment(segment: Sentence, rng: np.random.Generator) -> list[Sentence]:
-    """Cut one segment in two at a random word start (any token if it is a single word)."""
-    ids, starts = segment
-    if ids.size < 2:
-        return [segment]
-    cuts = np.flatnonzero(starts[1:]) + 1
+def _split_segment(doc: TokenizedDocument, lo: int, hi: int, rng: np.random.Generator) -> list[int]:
+    """Where to cut the segment [lo, hi) in two: at a random word start (any token if it is a
+    single word); [lo, hi] alone if it has a single token."""
+    if hi - lo < 2:
+        return [lo, hi]
+    cuts = np.flatnonzero(doc.starts[lo + 1 : hi]) + 1
     if cuts.size == 0:
-        cuts = np.arange(1, ids.size)
-    cut = int(rng.choice(cuts))
-    return [(ids[:cut], starts[:cut]), (ids[cut:], starts[cut:])]
+        cuts = np.arange(1, hi - lo)
+    return [lo, lo + int(rng.choice(cuts)), hi]
 
 
 def pairs_from_document(
-    docs: list[list[Sentence]],
+    docs: list[TokenizedDocument],
     doc_index: int,
     *,
     max_len: int,
@@ -105,40 +117,59 @@ def pairs_from_document(
     if rng.random() < short_seq_prob:
         target = int(rng.integers(2, max_tokens + 1))
     instances: list[Instance] = []
-    chunk: list[Sentence] = []
-    length = 0
+    first = 0  # the chunk's first segment
     i = 0
     while i < len(document):
-        chunk.append(document[i])
-        length += document[i][0].size
-        if i == len(document) - 1 or length >= target:
+        if i == len(document) - 1 or document.ends[i] - document.begin(first) >= target:
+            # The chunk's segment boundaries: segments first..i (or one segment cut in two).
+            bounds = [document.begin(first), *document.ends[first : i + 1]]
             random_next = len(docs) > 1 and rng.random() < 0.5
-            if len(chunk) == 1 and not random_next:
-                chunk = _split_segment(chunk[0], rng)
-                random_next = len(chunk) == 1 and len(docs) > 1
-            a_end = int(rng.integers(1, len(chunk))) if len(chunk) >= 2 else 1
-            a = list(_concat(chunk[:a_end]))
+            if len(bounds) == 2 and not random_next:
+                bounds = _split_segment(document, bounds[0], bounds[1], rng)
+                random_next = len(bounds) == 2 and len(docs) > 1
+            pieces = len(bounds) - 1
+            a_end = int(rng.integers(1, pieces)) if pieces >= 2 else 1
+            a = [bounds[0], bounds[a_end]]
             if random_next:
-                is_random = True
-                b_segments = _random_b(docs, doc_index, target - a[0].size, rng)
-                i -= len(chunk) - a_end  # put the unused segments back
+                b_doc, b = _random_b(docs, doc_index, target - (a[1] - a[0]), rng)
+                i -= pieces - a_end  # put the unused segments back
             else:
-                is_random = False
-                b_segments = chunk[a_end:]
-            if b_segments:
-                b = list(_concat(b_segments))
+                b_doc, b = document, [bounds[a_end], bounds[-1]]
+            if b[1] > b[0]:
                 _truncate_pair(a, b, max_tokens, rng)
-                if a[0].size and b[0].size:
-                    instances.append(Instance(a[0], a[1], b[0], b[1], is_random))
-            chunk, length = [], 0
+                if a[1] > a[0] and b[1] > b[0]:
+                    instances.append(Instance(
+                        document.ids[a[0] : a[1]], document.starts[a[0] : a[1]],
+                        b_doc.ids[b[0] : b[1]], b_doc.starts[b[0] : b[1]], random_next))
+            first = i + 1
         i += 1
     return instances
 
 
-def assemble(instance: Instance, *, cls_id: int, sep_id: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """[CLS] A [SEP] B [SEP] -> (ids, word starts, length of the A part incl. [CLS]/[SEP])."""
-    ids = np.concatenate(
-        ([cls_id], instance.tokens_a, [sep_id], instance.tokens_b, [sep_id])
-    ).astype(np.int32)
-    starts = np.concatenate(([1], instance.starts_a, [1], instance.starts_b, [1])).astype(np.uint8)
-    return ids, starts, instance.tokens_a.size + 2
+def assemble(instances: list[Instance], *, cls_id: int, sep_id: int) -> Pairs:
+    """Every instance as [CLS] A [SEP] B [SEP], back to back, in one copy for the whole list."""
+    cls, sep, start = np.array([cls_id], np.int32), np.array([sep_id], np.int32), np.ones(1, bool)
+    ids = [x for inst in instances for x in (cls, inst.tokens_a, sep, inst.tokens_b, sep)]
+    starts = [x for inst in instances for x in (start, inst.starts_a, start, inst.starts_b, start)]
+    n = len(instances)
+    len_a = np.fromiter((inst.tokens_a.size + 2 for inst in instances), np.int64, n)
+    len_b = np.fromiter((inst.tokens_b.size + 1 for inst in instances), np.int64, n)
+    return Pairs(
+        ids=np.concatenate(ids) if n else np.zeros(0, np.int32),
+        word_starts=np.concatenate(starts).astype(np.uint8) if n else np.zeros(0, np.uint8),
+        lengths=len_a + len_b,
+        len_a=len_a,
+        random_next=np.fromiter((inst.is_random_next for inst in instances), bool, n),
+    )
+
+
+@dataclass
+class Pairs:
+    """Assembled instances: flat ids and word starts, and per instance its length, the length
+    of its A part ([CLS] A [SEP]) and whether B is a random segment."""
+
+    ids: np.ndarray
+    word_starts: np.ndarray
+    lengths: np.ndarray
+    len_a: np.ndarray
+    random_next: np.ndarray

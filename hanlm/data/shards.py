@@ -20,39 +20,30 @@ from pathlib import Path
 import numpy as np
 
 from hanlm import atomic
+from hanlm.data.instances import Pairs
 from hanlm.errors import HanlmError
 
 ARRAYS = ("input_ids", "word_starts", "offsets", "len_a", "nsp_labels")
 
 
-def write_shard(
-    directory: Path,
-    sequences: list[tuple[np.ndarray, np.ndarray, int, bool]],
-    *,
-    vocab_size: int,
-) -> dict[str, int]:
-    """Write (ids, word_starts, len_a, is_random_next) tuples as one shard, atomically."""
+def write_shard(directory: Path, pairs: Pairs, *, vocab_size: int) -> dict[str, int]:
+    """Write assembled instances as one shard, atomically."""
     id_dtype = np.uint16 if vocab_size <= np.iinfo(np.uint16).max + 1 else np.int32
-    lengths = np.array([s[0].size for s in sequences], dtype=np.int64)
-    offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    offsets = np.zeros(pairs.lengths.size + 1, dtype=np.int64)
+    np.cumsum(pairs.lengths, out=offsets[1:])
     arrays = {
-        "input_ids": np.concatenate([s[0] for s in sequences]).astype(id_dtype)
-        if sequences
-        else np.empty(0, id_dtype),
-        "word_starts": np.concatenate([s[1] for s in sequences]).astype(np.uint8)
-        if sequences
-        else np.empty(0, np.uint8),
+        "input_ids": pairs.ids.astype(id_dtype),
+        "word_starts": pairs.word_starts.astype(np.uint8, copy=False),
         "offsets": offsets,
-        "len_a": np.array([s[2] for s in sequences], dtype=np.int16),
-        "nsp_labels": np.array([int(s[3]) for s in sequences], dtype=np.int8),
+        "len_a": pairs.len_a.astype(np.int16),
+        "nsp_labels": pairs.random_next.astype(np.int8),
     }
     with atomic.directory(directory) as tmp:
         for name, array in arrays.items():
             np.save(tmp / f"{name}.npy", array)
     return {
-        "instances": len(sequences),
-        "tokens": int(lengths.sum()),
+        "instances": int(pairs.lengths.size),
+        "tokens": int(offsets[-1]),
         "random_next": int(arrays["nsp_labels"].sum()),
     }
 
