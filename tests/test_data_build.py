@@ -74,6 +74,35 @@ def test_same_seed_same_shards_any_worker_count(reviews, tokenizer, tmp_path):
     assert len(one) != len(other) or not all(np.array_equal(x, y) for x, y in zip(one, other, strict=True))
 
 
+def test_pieces_tokenized_while_reading_give_the_same_shards(reviews, tokenizer, tmp_path, monkeypatch):
+    from hanlm.data import build
+
+    whole = _all_ids(_build(reviews, tokenizer, tmp_path / "whole", workers=2))
+    monkeypatch.setattr(build, "_PIECE_CHARS", 500)  # several pieces per chunk, and across chunks
+    for workers in (1, 2):
+        pieces = _all_ids(_build(reviews, tokenizer, tmp_path / f"pieces-{workers}", workers=workers))
+        assert len(pieces) == len(whole)
+        assert all(np.array_equal(x, y) for x, y in zip(whole, pieces, strict=True))
+
+
+@pytest.mark.parametrize("sizes", [[5, 5, 5, 5], [10, 1], [1, 1, 10, 1], [10, 10, 10], [3]])
+def test_chunks_close_at_the_size_and_a_last_lone_document_joins_the_chunk_before(sizes):
+    from hanlm.data.build import assign_chunks
+    from hanlm.text import Document
+
+    docs = [Document(id=str(i), sentences=["가" * n], source="") for i, n in enumerate(sizes)]
+    expected, index, count, chars = [], 0, 0, 0
+    for n in sizes:  # the rule, spelled out: close after >= 10 characters and >= 2 documents
+        expected.append(index)
+        count, chars = count + 1, chars + n
+        if chars >= 10 and count >= 2:
+            index, count, chars = index + 1, 0, 0
+    if len(expected) > 1 and expected.count(expected[-1]) == 1 and expected[-1] > 0:
+        expected[-1] -= 1
+    assert [i for i, _ in assign_chunks(docs, 10)] == expected
+    assert [d.id for _, d in assign_chunks(docs, 10)] == [d.id for d in docs]
+
+
 def test_excluded_ids_never_reach_the_shards(reviews, tokenizer, tmp_path):
     excluded = tmp_path / "test_ids.txt"
     # the NSMC test-file layout: id, document, label

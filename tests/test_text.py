@@ -72,6 +72,23 @@ def test_normalize_composes_jamo_split_by_a_zero_width_character():
     assert normalize("\u1112\u200b\u1161\u11ab") == "한"
 
 
+def test_normalize_many_equals_normalize_one_at_a_time():
+    import random
+
+    from hanlm.text.normalize import normalize_many
+
+    rng = random.Random(0)
+    alphabet = ["가", "a", " ", "\t", "\n", "\u200b", "\x00", "\u3000", "\xa0", "\u1112", "\u1161",
+                "\u11ab", "\ue000", "\x85", "\r", "\ufeff", "e\u0301", "\u0301"]
+    for trial in range(2000):
+        letters = alphabet if trial % 3 == 0 else alphabet[:12]  # with and without NFD / the joiner
+        texts = ["".join(rng.choice(letters) for _ in range(rng.randint(0, 8)))
+                 for _ in range(rng.randint(0, 6))]
+        one, many = NormalizeStats(), NormalizeStats()
+        assert normalize_many(texts, many) == [normalize(t, one) for t in texts], texts
+        assert (many.texts, many.nfd_to_nfc) == (one.texts, one.nfd_to_nfc)
+
+
 # ---------------------------------------------------------------- formats
 
 

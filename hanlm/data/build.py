@@ -1,11 +1,15 @@
 """`hanlm data build`: stream documents, tokenize, pair and write shards with several processes.
 
 The corpus is read once, in order, and cut into chunks of about `chunk_chars` characters; each
-chunk becomes one train shard (and one eval shard) in a worker process. A chunk's output depends
-only on its documents, the seed and its index, so the result is identical for any number of
-workers, and a killed build resumed with `--resume` reuses the shards already written. NotNext
-partners are drawn from the same chunk: the reference implementation draws from the whole corpus,
-which needs the whole corpus in memory.
+chunk becomes one train shard (and one eval shard). While the main process reads, worker
+processes tokenize what it has read so far, in pieces of about `_PIECE_CHARS` characters, so
+reading and tokenizing overlap even in a corpus of a single chunk; the main process then pairs
+and writes each chunk once its pieces are back (pairing costs a small fraction of tokenizing).
+A chunk's output depends only on its documents, the seed and its index, so the result is
+identical for any number of workers, and a killed build resumed with `--resume` reuses the
+shards already written (their documents are read again, not tokenized). NotNext partners are
+drawn from the same chunk: the reference implementation draws from the whole corpus, which needs
+the whole corpus in memory.
 
 Under `--on-error skip` the bad records are found by the reader, in the main process, which reads
 the whole corpus on every run (a resumed build included, passing over the finished chunks): the
@@ -15,6 +19,7 @@ order, whatever the workers and however often the build was resumed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -22,10 +27,10 @@ import multiprocessing as mp
 import os
 import shutil
 import time
-from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -79,6 +84,7 @@ class Chunk:
     index: int
     documents: list[Document]
     chars: int
+    tokenized: list[_Tokenized]  # per document, its tokens once its piece is back
 
 
 def _is_eval(doc_id: str, seed: int, fraction: float) -> bool:
@@ -86,66 +92,139 @@ def _is_eval(doc_id: str, seed: int, fraction: float) -> bool:
     return int.from_bytes(digest, "little") / 2**64 < fraction
 
 
-def chunk_documents(documents: Iterator[Document], chunk_chars: int) -> Iterator[Chunk]:
-    """Group documents into chunks; a final chunk of one document joins the one before it
-    (NSP needs a second document to draw NotNext partners from)."""
-    held: Chunk | None = None
-    current: list[Document] = []
-    chars = 0
-    index = 0
+def _chars(doc: Document) -> int:
+    return sum(len(s) for s in doc.sentences)
+
+
+def assign_chunks(documents: Iterable[Document], chunk_chars: int) -> Iterator[tuple[int, Document]]:
+    """Each document with the index of its chunk, as it is read. A chunk closes once it holds
+    `chunk_chars` characters and two documents; a final chunk of one document joins the one
+    before it (NSP needs a second document to draw NotNext partners from), so the first document
+    of every later chunk is held back until a second one follows it."""
+    index, count, chars = 0, 0, 0
+    held: Document | None = None
     for doc in documents:
-        current.append(doc)
-        chars += sum(len(s) for s in doc.sentences)
-        if chars >= chunk_chars and len(current) >= 2:
-            if held is not None:
-                yield held
-            held = Chunk(index, current, chars)
-            index += 1
-            current, chars = [], 0
-    if current:
-        if held is not None and len(current) < 2:
-            held = Chunk(held.index, held.documents + current, held.chars + chars)
+        if held is not None:
+            yield index, held
+            held = None
+        count += 1
+        chars += _chars(doc)
+        if count == 1 and index > 0:
+            held = doc
         else:
-            if held is not None:
-                yield held
-            held = Chunk(index, current, chars)
+            yield index, doc
+        if chars >= chunk_chars and count >= 2:
+            index, count, chars = index + 1, 0, 0
     if held is not None:
-        yield held
+        yield index - 1, held
 
 
-# ---------------------------------------------------------------- worker side
+# ---------------------------------------------------------------- tokenizing, in pieces
+
+# Characters per tokenizing job: small enough that workers start while the first chunk is still
+# being read, large enough that a job's overhead (a few ms) is noise.
+_PIECE_CHARS = 100_000
 
 _TOKENIZER: KoreanTokenizer | None = None
-_WORKERS = 1
-_BUSY = None  # a shared count of the workers processing a chunk (None: in-process build)
 
 
-def _init_worker(tokenizer_dir: str, workers: int = 1, busy=None) -> None:
-    global _TOKENIZER, _WORKERS, _BUSY  # one tokenizer per worker process, loaded once
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+def _init_worker(tokenizer_dir: str) -> None:
+    global _TOKENIZER  # one tokenizer per worker process, loaded once
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # Rust's thread pool is unsafe after fork
     _TOKENIZER = KoreanTokenizer.load(tokenizer_dir)
-    _WORKERS, _BUSY = workers, busy
 
 
-def _threads() -> int:
-    """Threads for this chunk's encoding: the worker slots no other chunk is using (a corpus of
-    one chunk, or the last chunk of a build, would otherwise leave cores idle). Rust's own
-    thread pool stays off in workers (unsafe after fork); the ids do not depend on it."""
-    if _BUSY is None:
-        return 1
-    return max(1, _WORKERS // max(1, _BUSY.value))
+def _encode_piece(texts: list[str]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Every text's tokens back to back, and each text's token count (compact to send back)."""
+    assert _TOKENIZER is not None
+    encoded = _TOKENIZER.encode_words(texts)
+    if not encoded:
+        return np.zeros(0, np.int32), np.zeros(0, bool), []
+    return (np.concatenate([e[0] for e in encoded]), np.concatenate([e[1] for e in encoded]),
+            [e[0].size for e in encoded])
 
 
-def _tokenize_documents(
-    tok: KoreanTokenizer, documents: list[Document], limit: int
-) -> list[TokenizedDocument]:
-    flat = [s for doc in documents for s in doc.sentences]
-    encoded = tok.encode_words(flat, threads=_threads())
-    out, k = [], 0
-    for doc in documents:
-        out.append(TokenizedDocument.from_sentences(encoded[k : k + len(doc.sentences)], limit))
-        k += len(doc.sentences)
-    return out
+class _Piece:
+    """Documents sent to be tokenized together; their TokenizedDocuments once back."""
+
+    def __init__(self, documents: list[Document], pending: Any, limit: int):
+        self.sentence_counts = [len(d.sentences) for d in documents]
+        self._pending, self._limit = pending, limit
+        self._documents: list[TokenizedDocument] | None = None
+
+    def documents(self) -> list[TokenizedDocument]:
+        if self._documents is None:
+            ids, starts, lengths = self._pending.get()
+            self._documents, token, sentence = [], 0, 0
+            for count in self.sentence_counts:
+                own = lengths[sentence : sentence + count]
+                end = token + sum(own)
+                self._documents.append(TokenizedDocument.from_lengths(
+                    ids[token:end], starts[token:end], own, self._limit))
+                token, sentence = end, sentence + count
+        return self._documents
+
+
+@dataclass
+class _Tokenized:
+    piece: _Piece
+    position: int
+
+    def get(self) -> TokenizedDocument:
+        return self.piece.documents()[self.position]
+
+
+class _Done:
+    """`apply_async`'s result for work done on the spot (a build without worker processes)."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def get(self) -> Any:
+        return self.value
+
+
+def _tokenized_chunks(
+    indexed: Iterable[tuple[int, Document]], submit: Callable[[list[str]], Any],
+    finished: Callable[[int], bool], limit: int,
+) -> Iterator[Chunk]:
+    """The chunks, each passed on once its last document is read and sent to be tokenized; the
+    documents of a chunk are sent in pieces as they are read (a finished chunk's are not sent:
+    its shards exist)."""
+    chunk: Chunk | None = None
+    piece: list[Document] = []
+    chars = 0
+
+    def send() -> None:
+        assert chunk is not None
+        sent = _Piece(piece, submit([s for doc in piece for s in doc.sentences]), limit)
+        chunk.tokenized += [_Tokenized(sent, k) for k in range(len(piece))]
+
+    for index, doc in indexed:
+        if chunk is not None and chunk.index != index:
+            if piece:
+                send()
+            yield chunk
+            chunk, piece, chars = None, [], 0
+        if chunk is None:
+            chunk = Chunk(index, [], 0, [])
+        size = _chars(doc)
+        chunk.documents.append(doc)
+        chunk.chars += size
+        if finished(index):
+            continue
+        piece.append(doc)
+        chars += size
+        if chars >= _PIECE_CHARS:
+            send()
+            piece, chars = [], 0
+    if chunk is not None:
+        if piece:
+            send()
+        yield chunk
+
+
+# ---------------------------------------------------------------- pairing and writing
 
 
 def _pairs(docs: list[TokenizedDocument], cfg: dict, rng: np.random.Generator,
@@ -159,30 +238,15 @@ def _pairs(docs: list[TokenizedDocument], cfg: dict, rng: np.random.Generator,
     return assemble(instances, cls_id=tok.cls_id, sep_id=tok.sep_id)
 
 
-def process_chunk(job: tuple[Chunk, dict, str]) -> dict:
-    if _BUSY is None:
-        return _process_chunk(job)
-    with _BUSY.get_lock():
-        _BUSY.value += 1
-    try:
-        return _process_chunk(job)
-    finally:
-        with _BUSY.get_lock():
-            _BUSY.value -= 1
-
-
-def _process_chunk(job: tuple[Chunk, dict, str]) -> dict:
-    chunk, cfg, out = job
-    tok = _TOKENIZER
-    assert tok is not None
-    limit = cfg["max_len"] - 3
-    tokenized = _tokenize_documents(tok, chunk.documents, limit)
+def write_chunk(chunk: Chunk, cfg: dict, out: Path, tok: KoreanTokenizer) -> dict:
+    """Pair a tokenized chunk and write its train and eval shards; its stats."""
+    tokenized = [t.get() for t in chunk.tokenized]
     is_eval = [_is_eval(d.id, cfg["seed"], cfg["eval_fraction"]) for d in chunk.documents]
     stats = {"index": chunk.index, "documents": len(chunk.documents), "chars": chunk.chars}
     for split, wanted in (("train", False), ("eval", True)):
         docs = [t for t, e in zip(tokenized, is_eval, strict=True) if e == wanted and t]
         rng = np.random.default_rng((cfg["seed"], chunk.index, int(wanted)))
-        shard = Path(out) / split / f"shard-{chunk.index:05d}"
+        shard = out / split / f"shard-{chunk.index:05d}"
         stats[split] = write_shard(shard, _pairs(docs, cfg, rng, tok), vocab_size=tok.vocab_size)
         stats[split]["documents"] = len(docs)
     return stats
@@ -262,8 +326,7 @@ def build_dataset(cfg: DataBuildConfig) -> Path:
     workers = cfg.workers or os.cpu_count() or 1
     stats = CorpusStats()
     documents = read_documents(cfg.corpus, cfg.reader, stats)
-    chunks = chunk_documents(documents, cfg.chunk_chars)
-    results = _run_chunks(chunks, job_cfg, out, cfg, workers)
+    results = _run_chunks(documents, job_cfg, out, cfg, workers, tok)
     meta = _summarise(results, cfg, settings, tok, started)
     meta["on_error"], meta["skipped"] = cfg.reader.on_error, len(stats.skipped)
     write_skipped(stats.skipped, out / SKIPPED_FILE)
@@ -285,49 +348,40 @@ def _done(out: Path, index: int) -> dict | None:
     return json.loads(marker.read_text()) if marker.is_file() else None
 
 
+def _tokenizing(tokenizer_dir: str, workers: int, stack: contextlib.ExitStack
+                ) -> Callable[[list[str]], Any]:
+    """How pieces get tokenized: by a pool of worker processes (closed with `stack`), or here."""
+    if workers <= 1:
+        _init_worker(tokenizer_dir)
+        return lambda texts: _Done(_encode_piece(texts))
+    pool = stack.enter_context(mp.get_context("fork").Pool(
+        workers, initializer=_init_worker, initargs=(tokenizer_dir,)))
+    return lambda texts: pool.apply_async(_encode_piece, (texts,))
+
+
 def _run_chunks(
-    chunks: Iterator[Chunk], job_cfg: dict, out: Path, cfg: DataBuildConfig, workers: int
+    documents: Iterator[Document], job_cfg: dict, out: Path, cfg: DataBuildConfig, workers: int,
+    tok: KoreanTokenizer,
 ) -> list[dict]:
     (out / "chunks").mkdir(exist_ok=True)
     results: list[dict] = []
     progress = tqdm(desc="data build", unit="chars", unit_scale=True, disable=None)
-
-    def jobs() -> Iterator[tuple[Chunk, dict, str]]:
-        for chunk in chunks:
-            previous = _done(out, chunk.index)
-            if previous is not None:  # written by an interrupted run with the same settings
-                results.append(previous)
-                progress.update(chunk.chars)
-                continue
-            yield chunk, job_cfg, str(out)
-
-    def record(stats: dict) -> None:
-        atomic.write_text(out / "chunks" / f"{stats['index']:05d}.json", json.dumps(stats))
-        results.append(stats)
-        progress.update(stats["chars"])
-
-    if workers <= 1:
-        _init_worker(cfg.tokenizer)
-        for job in jobs():
-            record(process_chunk(job))
-    else:
-        # Pool.imap would read the whole corpus ahead into its queue; a bounded window of
-        # pending chunks keeps memory flat however large the corpus is.
-        ctx = mp.get_context("fork")
-        busy = ctx.Value("i", 0)
-        init = (cfg.tokenizer, workers, busy)
-        with ctx.Pool(workers, initializer=_init_worker, initargs=init) as pool:
-            pending: deque = deque()
-            for job in jobs():
-                pending.append(pool.apply_async(process_chunk, (job,)))
-                while len(pending) > workers:
-                    record(pending.popleft().get())
-            while pending:
-                record(pending.popleft().get())
+    limit = job_cfg["max_len"] - 3
+    finished = {int(marker.stem) for marker in (out / "chunks").glob("*.json")}
+    with contextlib.ExitStack() as stack:
+        submit = _tokenizing(cfg.tokenizer, workers, stack)
+        indexed = assign_chunks(documents, cfg.chunk_chars)
+        for chunk in _tokenized_chunks(indexed, submit, finished.__contains__, limit):
+            stats = _done(out, chunk.index)  # written by an interrupted run with the same settings
+            if stats is None:
+                stats = write_chunk(chunk, job_cfg, out, tok)
+                atomic.write_text(out / "chunks" / f"{chunk.index:05d}.json", json.dumps(stats))
+            results.append(stats)
+            progress.update(chunk.chars)
     progress.close()
     if not results:
         raise HanlmError("the corpus holds no documents", path=", ".join(cfg.corpus))
-    return sorted(results, key=lambda r: r["index"])
+    return results
 
 
 def _summarise(

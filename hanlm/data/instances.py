@@ -37,16 +37,24 @@ class TokenizedDocument:
     def from_sentences(cls, sentences: list[Sentence], limit: int) -> TokenizedDocument:
         """Join the sentences, cutting those longer than ``limit`` tokens into consecutive
         pieces; empty sentences are left out."""
-        ends, end = [], 0
-        for ids, _ in sentences:
-            ends += range(end + limit, end + ids.size, limit)
-            end += ids.size
-            if ids.size:
-                ends.append(end)
-        if not ends:
+        if not sentences:
             return cls(np.zeros(0, np.int32), np.zeros(0, bool), [])
-        return cls(np.concatenate([s[0] for s in sentences]).astype(np.int32, copy=False),
-                   np.concatenate([s[1] for s in sentences]).astype(bool, copy=False), ends)
+        return cls.from_lengths(np.concatenate([s[0] for s in sentences]),
+                                np.concatenate([s[1] for s in sentences]),
+                                [s[0].size for s in sentences], limit)
+
+    @classmethod
+    def from_lengths(cls, ids: np.ndarray, starts: np.ndarray, lengths: list[int],
+                     limit: int) -> TokenizedDocument:
+        """The document whose sentences, ``lengths`` tokens each, lie back to back in ``ids``
+        and ``starts`` (kept as they are, views included); cut as in ``from_sentences``."""
+        ends, end = [], 0
+        for length in lengths:
+            ends += range(end + limit, end + length, limit)
+            end += length
+            if length:
+                ends.append(end)
+        return cls(ids.astype(np.int32, copy=False), starts.astype(bool, copy=False), ends)
 
     def begin(self, segment: int) -> int:
         return self.ends[segment - 1] if segment else 0

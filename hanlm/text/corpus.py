@@ -46,7 +46,7 @@ from typing import IO, Literal
 
 from hanlm.config import opt
 from hanlm.errors import HanlmError, Skipped, reject
-from hanlm.text.normalize import NormalizeStats, normalize
+from hanlm.text.normalize import NormalizeStats, normalize, normalize_many
 from hanlm.text.sentences import split_sentences
 
 logger = logging.getLogger(__name__)
@@ -400,8 +400,7 @@ def _read_docs(
     path: str, lines: Iterable[tuple[int, str]], stats: CorpusStats
 ) -> Iterator[_RawDocument]:
     doc: _RawDocument | None = None
-    for lineno, line in lines:
-        text = normalize(line, stats.normalize)
+    for lineno, text in _normalized_lines(lines, stats):
         if not text:
             if doc is not None:
                 yield doc
@@ -418,11 +417,39 @@ def _read_docs(
 def _read_lines(
     path: str, lines: Iterable[tuple[int, str]], stats: CorpusStats
 ) -> Iterator[_RawDocument]:
-    for lineno, line in lines:
-        text = normalize(line, stats.normalize)
+    for lineno, text in _normalized_lines(lines, stats):
         if text:
             stats.records += 1
             yield _RawDocument(id=f"{path}:{lineno}", source=f"{path}:{lineno}", texts=[text])
+
+
+_BATCH = 1024  # lines or records normalised together
+
+
+def _batches(items: Iterable, size: int = _BATCH) -> Iterator[list]:
+    """Lists of up to ``size`` items; when reading stops at a bad line (HanlmError), the items
+    before it are still passed on first, so the work done on them is not lost."""
+    batch: list = []
+    try:
+        for item in items:
+            batch.append(item)
+            if len(batch) == size:
+                yield batch
+                batch = []
+    except HanlmError:
+        if batch:
+            yield batch
+        raise
+    if batch:
+        yield batch
+
+
+def _normalized_lines(
+    lines: Iterable[tuple[int, str]], stats: CorpusStats
+) -> Iterator[tuple[int, str]]:
+    for batch in _batches(lines):
+        texts = normalize_many([line for _, line in batch], stats.normalize)
+        yield from zip((lineno for lineno, _ in batch), texts, strict=True)
 
 
 def _read_wiki(
@@ -552,35 +579,42 @@ def _read_table(
 ) -> Iterator[_Record]:
     rows = _tsv_rows(path, lines) if fmt == "tsv" else _csv_rows(path, lines)
     header: list[str] = []
-    for first, last, row in rows:
-        if isinstance(row, HanlmError):
-            if not header:
-                raise row
-            _reject(row, cfg, stats)
-            continue
-        if not header:
-            header = [c.strip() for c in row]
-            if header:
-                text_at, id_at, group_at = _column_indices(header, cfg, path, last)
-            continue
-        if not row:
-            continue
-        if len(row) != len(header):
-            hint = " (a tab inside a text?)" if fmt == "tsv" else ""
-            span = f" (lines {first}-{last})" if last > first else ""
-            error = HanlmError(
-                f"{len(row)} fields but the header has {len(header)}{hint}{span}",
-                path=path,
-                line=first,
+    for batch in _batches(rows):
+        kept: list[tuple[int, list[str]]] = []
+        stop: HanlmError | None = None  # raised once the rows before it are passed on
+        for first, last, row in batch:
+            if not isinstance(row, HanlmError) and not header:
+                header = [c.strip() for c in row]
+                if header:
+                    text_at, id_at, group_at = _column_indices(header, cfg, path, last)
+                continue
+            if isinstance(row, list) and not row:
+                continue
+            if isinstance(row, list) and len(row) != len(header):
+                hint = " (a tab inside a text?)" if fmt == "tsv" else ""
+                span = f" (lines {first}-{last})" if last > first else ""
+                row = HanlmError(
+                    f"{len(row)} fields but the header has {len(header)}{hint}{span}",
+                    path=path,
+                    line=first,
+                )
+            if isinstance(row, HanlmError):
+                if not header or cfg.on_error == "raise":
+                    stop = row
+                    break
+                _reject(row, cfg, stats)
+                continue
+            kept.append((last, row))
+        texts = normalize_many([row[text_at] for _, row in kept], stats.normalize)
+        for (last, row), text in zip(kept, texts, strict=True):
+            yield _Record(
+                text=text,
+                id=row[id_at].strip() if id_at is not None else None,
+                group=row[group_at] if group_at is not None else None,
+                source=f"{path}:{last}",
             )
-            _reject(error, cfg, stats)
-            continue
-        yield _Record(
-            text=normalize(row[text_at], stats.normalize),
-            id=row[id_at].strip() if id_at is not None else None,
-            group=row[group_at] if group_at is not None else None,
-            source=f"{path}:{last}",
-        )
+        if stop is not None:
+            raise stop
 
 
 _Row = tuple[int, int, "list[str] | HanlmError"]  # first line, last line, fields or the error
