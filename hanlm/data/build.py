@@ -134,10 +134,13 @@ def _init_worker(tokenizer_dir: str) -> None:
     _TOKENIZER = KoreanTokenizer.load(tokenizer_dir)
 
 
-def _encode_piece(texts: list[str]) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Every text's tokens back to back, and each text's token count (compact to send back)."""
-    assert _TOKENIZER is not None
-    encoded = _TOKENIZER.encode_words(texts)
+def _encode_piece(texts: list[str], tok: KoreanTokenizer | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Every text's tokens back to back, and each text's token count (compact to send back);
+    with the worker's tokenizer unless given one."""
+    tok = tok or _TOKENIZER
+    assert tok is not None
+    encoded = tok.encode_words(texts)
     if not encoded:
         return np.zeros(0, np.int32), np.zeros(0, bool), []
     return (np.concatenate([e[0] for e in encoded]), np.concatenate([e[1] for e in encoded]),
@@ -348,14 +351,13 @@ def _done(out: Path, index: int) -> dict | None:
     return json.loads(marker.read_text()) if marker.is_file() else None
 
 
-def _tokenizing(tokenizer_dir: str, workers: int, stack: contextlib.ExitStack
+def _tokenizing(tok: KoreanTokenizer, workers: int, stack: contextlib.ExitStack
                 ) -> Callable[[list[str]], Any]:
     """How pieces get tokenized: by a pool of worker processes (closed with `stack`), or here."""
     if workers <= 1:
-        _init_worker(tokenizer_dir)
-        return lambda texts: _Done(_encode_piece(texts))
+        return lambda texts: _Done(_encode_piece(texts, tok))
     pool = stack.enter_context(mp.get_context("fork").Pool(
-        workers, initializer=_init_worker, initargs=(tokenizer_dir,)))
+        workers, initializer=_init_worker, initargs=(str(tok.directory),)))
     return lambda texts: pool.apply_async(_encode_piece, (texts,))
 
 
@@ -369,7 +371,7 @@ def _run_chunks(
     limit = job_cfg["max_len"] - 3
     finished = {int(marker.stem) for marker in (out / "chunks").glob("*.json")}
     with contextlib.ExitStack() as stack:
-        submit = _tokenizing(cfg.tokenizer, workers, stack)
+        submit = _tokenizing(tok, workers, stack)
         indexed = assign_chunks(documents, cfg.chunk_chars)
         for chunk in _tokenized_chunks(indexed, submit, finished.__contains__, limit):
             stats = _done(out, chunk.index)  # written by an interrupted run with the same settings
