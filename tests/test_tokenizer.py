@@ -216,10 +216,9 @@ def _random_texts(n: int) -> list[str]:
 def test_encode_words_whole_texts_match_the_eojeol_definition(tok):
     assert tok._unsplit is not None  # hanlm's tokenizers take the unsplit path
     texts = VARIED + _random_texts(400)
-    for threads in (1, 2):
-        for text, (ids, starts) in zip(texts, tok.encode_words(texts, threads=threads), strict=True):
-            assert ids.dtype == np.int32 and starts.dtype == bool
-            assert (ids.tolist(), starts.tolist()) == _eojeol_by_eojeol(tok._tokenizer, text), repr(text)
+    for text, (ids, starts) in zip(texts, tok.encode_words(texts), strict=True):
+        assert ids.dtype == np.int32 and starts.dtype == bool
+        assert (ids.tolist(), starts.tolist()) == _eojeol_by_eojeol(tok._tokenizer, text), repr(text)
     assert tok.encode_words([]) == []
 
 

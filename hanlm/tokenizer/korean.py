@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tokenizers import Encoding, Tokenizer, models
+from tokenizers import Tokenizer, models
 
 from hanlm.errors import HanlmError
 from hanlm.tokenizer.format import (
@@ -80,9 +79,7 @@ class KoreanTokenizer:
             )
         return loaded
 
-    def encode_words(
-        self, texts: list[str], *, threads: int = 1
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
+    def encode_words(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         """For each text: (token ids as int32, without [CLS]/[SEP]; True where a token starts an
         eojeol of the original text, i.e. a whitespace-delimited word, punctuation included).
 
@@ -92,41 +89,28 @@ class KoreanTokenizer:
         pieces, or a foreign pre-tokenizer) the texts are pre-split into eojeols (or kiwi
         morpheme pieces of them), encoded as pre-tokenized input, and the tokens' word ids map
         back to the eojeols. Both give the same ids and starts where both apply.
-
-        ``threads`` > 1 encodes that many slices of ``texts`` in threads (``encode_batch`` runs
-        without the GIL): for processes that have ``TOKENIZERS_PARALLELISM`` off but a core to
-        spare. The result does not depend on it.
         """
         if not texts:
             return []
         if self.pretokenize == "kiwi" or self._unsplit is None:
-            return self._encode_split(texts, threads)
-        return self._encode_raw(texts, self._unsplit, threads)
+            return self._encode_split(texts)
+        return self._encode_raw(texts, self._unsplit)
 
-    def _encode_batch(self, inputs: list, threads: int, **kwargs: Any) -> list[Encoding]:
-        encode = self._tokenizer.encode_batch
-        if threads <= 1 or len(inputs) < 2 * threads:
-            return encode(inputs, add_special_tokens=False, **kwargs)
-        step = -(-len(inputs) // threads)
-        parts = [inputs[k : k + step] for k in range(0, len(inputs), step)]
-        with ThreadPoolExecutor(len(parts)) as pool:
-            done = pool.map(lambda part: encode(part, add_special_tokens=False, **kwargs), parts)
-            return [enc for part in done for enc in part]
-
-    def _encode_split(self, texts: list[str], threads: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _encode_split(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         if self.pretokenize == "kiwi":
             split = kiwi_pieces(texts)
         else:
             split = [[[text[s:e]] for s, e in eojeol_spans(text)] for text in texts]
         pieces = [[p for eojeol in eojeols for p in eojeol] for eojeols in split]
-        encodings = self._encode_batch(pieces, threads, is_pretokenized=True)
+        encodings = self._tokenizer.encode_batch(pieces, add_special_tokens=False,
+                                                 is_pretokenized=True)
         return [
             _with_word_starts(enc.ids, enc.word_ids, eojeols)
             for enc, eojeols in zip(encodings, split, strict=True)
         ]
 
     def _encode_raw(
-        self, texts: list[str], unsplit: np.ndarray, threads: int
+        self, texts: list[str], unsplit: np.ndarray
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         # The batch as one array of code points, texts separated by a newline (a whitespace,
         # so every text starts a new eojeol); `base` is where each text starts in it.
@@ -135,7 +119,7 @@ class KoreanTokenizer:
         lengths = np.fromiter(map(len, texts), np.int64, len(texts))
         base = np.zeros(len(texts), np.int64)
         np.cumsum(lengths[:-1] + 1, out=base[1:])
-        encodings = self._encode_batch(texts, threads)
+        encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
         counts = np.fromiter(map(len, encodings), np.int64, len(encodings))
         total = int(counts.sum())
         ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), np.int32, total)
@@ -157,7 +141,7 @@ class KoreanTokenizer:
         odd = np.flatnonzero(unsplit[codes])
         if odd.size:
             redo = np.unique(np.searchsorted(base, odd, side="right") - 1).tolist()
-            for k, encoded in zip(redo, self._encode_split([texts[k] for k in redo], 1), strict=True):
+            for k, encoded in zip(redo, self._encode_split([texts[k] for k in redo]), strict=True):
                 out[k] = encoded
         return out
 
