@@ -125,13 +125,11 @@ def assign_chunks(documents: Iterable[Document], chunk_chars: int) -> Iterator[t
 # being read, large enough that a job's overhead (a few ms) is noise.
 _PIECE_CHARS = 100_000
 
-_TOKENIZER: KoreanTokenizer | None = None
+_TOKENIZER: KoreanTokenizer | None = None  # the workers' tokenizer, inherited through fork
 
 
-def _init_worker(tokenizer_dir: str) -> None:
-    global _TOKENIZER  # one tokenizer per worker process, loaded once
+def _init_worker() -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # Rust's thread pool is unsafe after fork
-    _TOKENIZER = KoreanTokenizer.load(tokenizer_dir)
 
 
 def _encode_piece(texts: list[str], tok: KoreanTokenizer | None = None
@@ -353,11 +351,18 @@ def _done(out: Path, index: int) -> dict | None:
 
 def _tokenizing(tok: KoreanTokenizer, workers: int, stack: contextlib.ExitStack
                 ) -> Callable[[list[str]], Any]:
-    """How pieces get tokenized: by a pool of worker processes (closed with `stack`), or here."""
+    """How pieces get tokenized: by a pool of worker processes (closed with `stack`), or here.
+    The workers inherit `tok` through fork rather than each loading it again (~0.3 s apiece,
+    a third of the work on a corpus of a megabyte)."""
+    global _TOKENIZER
     if workers <= 1:
         return lambda texts: _Done(_encode_piece(texts, tok))
-    pool = stack.enter_context(mp.get_context("fork").Pool(
-        workers, initializer=_init_worker, initargs=(str(tok.directory),)))
+    _TOKENIZER = tok
+    try:
+        pool = stack.enter_context(
+            mp.get_context("fork").Pool(workers, initializer=_init_worker))
+    finally:
+        _TOKENIZER = None  # the workers have their copy; this process keeps no global
     return lambda texts: pool.apply_async(_encode_piece, (texts,))
 
 
