@@ -592,9 +592,9 @@ def _read_table(
                 continue
             if isinstance(row, list) and len(row) != len(header):
                 hint = " (a tab inside a text?)" if fmt == "tsv" else ""
-                span = f" (lines {first}-{last})" if last > first else ""
                 row = HanlmError(
-                    f"{len(row)} fields but the header has {len(header)}{hint}{span}",
+                    f"{len(row)} fields but the header has {len(header)}{hint}"
+                    f"{_line_span(first, last)}",
                     path=path,
                     line=first,
                 )
@@ -676,7 +676,12 @@ class _Feed:
         self._new_record = True
 
     def span(self) -> str:
-        return f" (lines {self.first}-{self.last})" if self.last > self.first else ""
+        return _line_span(self.first, self.last)
+
+
+def _line_span(first: int, last: int) -> str:
+    """The lines of a record that spans several, as ' (lines 3-4)'; '' for a single line."""
+    return f" (lines {first}-{last})" if last > first else ""
 
 
 def _next_row(reader, feed: _Feed, fmt: str, path: str) -> list[str] | None:
