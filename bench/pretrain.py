@@ -60,17 +60,17 @@ def run_pair(spec: dict, ceiling_every: float) -> dict:
     return results
 
 
-def run_alone(spec: dict) -> dict:
-    """hanlm alone (a ring of one), for a run whose losses matter but whose time does not."""
+def run_alone(spec: dict, system: str = "hanlm") -> dict:
+    """One system alone (a ring of one), for a run whose losses matter but whose time does not."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     turns = Turns(1, ctx)  # referenced until the child has started: it unpickles the semaphores
-    proc = ctx.Process(target=worker, args=("hanlm", RunSpec(system="hanlm", **spec), turns, 0, queue))
+    proc = ctx.Process(target=worker, args=(system, RunSpec(system=system, **spec), turns, 0, queue))
     proc.start()
     _, result = queue.get()
     proc.join()
     if "error" in result:
-        raise RuntimeError(f"hanlm failed: {result['error']}")
+        raise RuntimeError(f"{system} failed: {result['error']}")
     return result
 
 
@@ -202,7 +202,7 @@ def preset_report(preset: str, results: dict, vocab: int, warmup: int) -> dict:
         "systems": systems,
         "ratios_hanlm_over_baseline": ratios,
         "time_to_loss": time_to_loss(results["baseline"], results["hanlm"]),
-        "raw": {name: {k: results[name][k] for k in ("steps", "evals", "peak_rss_mb")} for name in ("baseline", "hanlm")},
+        "raw": {name: {k: results[name][k] for k in ("lr", "steps", "evals", "peak_rss_mb")} for name in ("baseline", "hanlm")},
     }
 
 
@@ -267,6 +267,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per system (default per mode/preset)")
     parser.add_argument("--eval-every", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=None,
+                        help="peak learning rate of both systems (default: hanlm's, 5e-4)")
     parser.add_argument("--reviews", type=int, default=None, help="use the first N reviews (default per mode)")
     parser.add_argument("--vocab-size", type=int, default=32000)
     parser.add_argument("--work", default="/tmp/hanlm-bench", help="work directory (corpus subset, tokenizer, data)")
@@ -292,7 +294,7 @@ def main(argv: list[str] | None = None) -> dict:
         eval_every = args.eval_every or mode["eval_every"]
         spec = dict(preset=preset, steps=steps[preset], eval_every=eval_every, batch_size=args.batch_size,
                     tokenizer=str(ws.tokenizer), data=str(ws.data), baseline_examples=str(ws.baseline_examples),
-                    heldout=str(ws.heldout), out=str(Path(args.work) / "runs" / preset))
+                    heldout=str(ws.heldout), out=str(Path(args.work) / "runs" / preset), lr=args.lr)
         logger.info("%s: %d steps per system, held-out evaluation every %d", preset, steps[preset], eval_every)
         results = run_pair(spec, ceiling_every=15.0)
         report["presets"][preset] = preset_report(preset, results, vocab, warmup=min(3, steps[preset] // 5))

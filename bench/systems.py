@@ -37,6 +37,7 @@ class RunSpec:
     heldout: str
     out: str
     seed: int = 42
+    lr: float | None = None  # peak learning rate of both systems (None: hanlm's default)
     hanlm_overrides: dict = field(default_factory=dict)  # extra PretrainConfig fields (bench/levers)
 
 
@@ -79,8 +80,8 @@ class Trace:
         self.turns.acquire(self.me)
         self._start()
 
-    def result(self, batches: list[dict]) -> dict:
-        return {"spec": self.spec.__dict__, "steps": self.steps, "evals": self.evals, "batches": batches,
+    def result(self, batches: list[dict], lr: float) -> dict:
+        return {"spec": self.spec.__dict__, "lr": lr, "steps": self.steps, "evals": self.evals, "batches": batches,
                 "peak_rss_mb": peak_rss_mb(), "device": str(self.dev)}
 
 
@@ -138,7 +139,7 @@ def run_baseline(spec: RunSpec, turns: Turns, me: int) -> dict:
         def on_step_end(self, args, state, control, model=None, **kw):
             trace.step_done(state.global_step, model)
 
-    optim = OptimConfig()
+    optim = OptimConfig(**({"lr": spec.lr} if spec.lr else {}))
     args = TrainingArguments(
         output_dir=str(Path(spec.out) / "baseline"), per_device_train_batch_size=spec.batch_size,
         max_steps=spec.steps, learning_rate=optim.lr, warmup_steps=optim.warmup_ratio, lr_scheduler_type="linear",
@@ -149,7 +150,7 @@ def run_baseline(spec: RunSpec, turns: Turns, me: int) -> dict:
     )
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collate, callbacks=[TraceCallback()])
     trainer.train()
-    return trace.result(batches[: spec.steps])
+    return trace.result(batches[: spec.steps], lr=args.learning_rate)
 
 
 # ---------------------------------------------------------------- hanlm
@@ -163,6 +164,8 @@ def run_hanlm(spec: RunSpec, turns: Turns, me: int) -> dict:
     cfg = PretrainConfig(data=spec.data, out=str(Path(spec.out) / "hanlm"), preset=spec.preset,
                          max_steps=spec.steps, batch_size=spec.batch_size, seed=spec.seed,
                          eval_every=0, save_every=10**9, overwrite=True, tensorboard=False)
+    if spec.lr:
+        cfg.optim.lr = spec.lr
     for key, value in spec.hanlm_overrides.items():
         setattr(cfg, key, value)
     trace = Trace(turns, me, spec)
@@ -186,7 +189,7 @@ def run_hanlm(spec: RunSpec, turns: Turns, me: int) -> dict:
             masked = int(sum(max(1, round(0.15 * (n - 3))) for n in row_lengths))
             batches.append({"lengths": row_lengths.tolist(), "width": int(row_lengths.max()),
                             "masked": masked, "head_positions": masked})
-    return trace.result(batches)
+    return trace.result(batches, lr=cfg.optim.lr)
 
 
 SYSTEMS = {"baseline": run_baseline, "hanlm": run_hanlm}

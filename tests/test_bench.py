@@ -28,7 +28,7 @@ def test_pretrain_bench_runs_both_systems_end_to_end(tmp_path):
 
     report = pretrain.main(["--quick", "--presets", "tiny", "--steps", "3", "--eval-every", "2",
                             "--reviews", "1500", "--vocab-size", "600", "--work", str(tmp_path / "work"),
-                            "--out", str(tmp_path / "out")])
+                            "--out", str(tmp_path / "out"), "--lr", "1e-3"])
     saved = json.loads((tmp_path / "out" / "pretrain-quick.json").read_text())
     assert (tmp_path / "out" / "pretrain-quick.png").is_file()
     tiny = saved["presets"]["tiny"]
@@ -37,6 +37,7 @@ def test_pretrain_bench_runs_both_systems_end_to_end(tmp_path):
         assert metrics["steps"] == 3 and metrics["real_tokens_per_second"] > 0
         assert 0 < metrics["useful_mfu"] and metrics["peak_rss_mb"] > 0
         assert [e["step"] for e in tiny["raw"][name]["evals"]] == [0, 2, 3]
+        assert tiny["raw"][name]["lr"] == 1e-3  # --lr reaches both systems (the issue: the same lr)
     assert tiny["systems"]["baseline"]["padding_fraction"] > tiny["systems"]["hanlm"]["padding_fraction"]
     assert tiny["ceiling_samples"] and report["presets"]["tiny"]["ratios_hanlm_over_baseline"]
     equal = tiny["equal_tokens"]  # hanlm's own run on the baseline's real tokens (what both saw)
@@ -119,3 +120,15 @@ def test_result_json_is_compact_and_round_trips(tmp_path):
     text = (tmp_path / "r.json").read_text(encoding="utf-8")
     assert json.loads(text) == data
     assert '"seconds": [0.5, 0.25]' in text and len(text.splitlines()) < 15
+
+
+def test_equal_tokens_runs_are_parsed_and_bad_ones_named():
+    import argparse
+
+    from bench.equal_tokens import Run
+
+    assert Run.parse("hanlm:41:5e-4:32") == Run("hanlm", 41, 5e-4, 32)
+    assert Run.parse("baseline:150:1e-3:16").name == "baseline-150-0.001-16"
+    for bad in ("hanlm:41:5e-4", "hf:41:5e-4:32", "hanlm:0:5e-4:32", "hanlm:41:fast:32"):
+        with pytest.raises(argparse.ArgumentTypeError, match=bad):
+            Run.parse(bad)

@@ -69,8 +69,8 @@ class Budget:
 
 
 BUDGETS = {
-    "quick": Budget(preset="tiny", target_chars=2_000_000, vocab_size=8000, pretrain_steps=600,
-                    pretrain_minutes=4.0, pretrain_lr=2e-3, short_len=32, short_share=0.75,
+    "quick": Budget(preset="tiny", target_chars=2_000_000, vocab_size=8000, pretrain_steps=1500,
+                    pretrain_minutes=8.0, pretrain_lr=2e-3, short_len=32, short_share=0.75,
                     nsmc_train=3000, nsmc_test=1000,
                     klue_limit=1500, seeds=(1,), finetune_epochs=2.0, klue_finetune_epochs=4.0,
                     finetune_min_steps=20,
