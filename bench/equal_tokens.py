@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--vocab-size", type=int, default=32000)
     parser.add_argument("--baseline-pairs", type=int, default=150 * 32,
                         help="NSP examples drawn for the baseline (run G drew 150 x 32)")
+    parser.add_argument("--heldout-rows", type=int, default=FULL["heldout_rows"])
     parser.add_argument("--work", default="/tmp/hanlm-bench")
     parser.add_argument("--out", default=None, help="also append the JSON lines to this file")
     args = parser.parse_args(argv)
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         parser.error(f"the baseline runs need {needed} NSP examples: raise --baseline-pairs")
     ws = corpus.prepare(Path(args.work), reviews=args.reviews, vocab_size=args.vocab_size,
                         tokenizer_texts=FULL["tokenizer_texts"], pairs=args.baseline_pairs,
-                        heldout_rows=FULL["heldout_rows"])
+                        heldout_rows=args.heldout_rows)
     rows = []
     for run in args.runs:
         spec = dict(preset=args.preset, steps=run.steps, eval_every=max(1, run.steps // 4),

@@ -122,6 +122,23 @@ def test_result_json_is_compact_and_round_trips(tmp_path):
     assert '"seconds": [0.5, 0.25]' in text and len(text.splitlines()) < 15
 
 
+@pytest.mark.usefixtures("shared_data")
+def test_equal_tokens_bench_runs_each_system_alone(tmp_path):
+    from bench import equal_tokens
+
+    out = tmp_path / "rows.jsonl"
+    rows = equal_tokens.main(["baseline:2:1e-3:4", "hanlm:2:1e-3:4", "--preset", "tiny", "--reviews", "1500",
+                              "--vocab-size", "600", "--baseline-pairs", "8", "--heldout-rows", "16",
+                              "--work", str(tmp_path / "work"), "--out", str(out)])
+    assert [r["run"] for r in rows] == ["baseline-2-0.001-4", "hanlm-2-0.001-4"]
+    assert [json.loads(line) for line in out.read_text().splitlines()] == rows
+    for row in rows:
+        assert [e[0] for e in row["evals"]] == [0, 1, 2] and row["evals"][0][1] == 0
+        assert row["real_tokens"] == row["evals"][-1][1] > 0 and np.isfinite(row["final_loss"])
+    with pytest.raises(SystemExit):  # 3 x 4 baseline rows from 8 drawn examples
+        equal_tokens.main(["baseline:3:1e-3:4", "--baseline-pairs", "8", "--work", str(tmp_path / "work")])
+
+
 def test_equal_tokens_runs_are_parsed_and_bad_ones_named():
     import argparse
 
