@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from tokenizers import trainers as tok_trainers
 from transformers import BertConfig, BertForPreTraining, BertTokenizerFast
@@ -127,20 +128,23 @@ def corpus() -> list[str]:
 # ------------------------------------------------------------------------------ model
 
 
-def build_tiny_model(directory: Path) -> Path:
+def build_tiny_model(directory: Path, seed: int = 0) -> Path:
     """A random BertForPreTraining (hidden 32, 1 layer) + NFC WordPiece tokenizer, HF format.
 
     The vocabulary is small enough that many words stay split (some syllables are pieces of
     their own, some words are one token), so offset mapping is exercised both ways.
     """
     return build_model(directory, corpus(), vocab_size=330, hidden=32, layers=1, heads=2,
-                       max_positions=128)
+                       max_positions=128, seed=seed)
 
 
 def build_model(directory: Path, texts, *, vocab_size: int, hidden: int, layers: int,
-                heads: int, max_positions: int = 512) -> Path:
+                heads: int, max_positions: int = 512, seed: int = 0) -> Path:
     """A randomly initialised BertForPreTraining and a Korean-safe WordPiece tokenizer (NFC,
-    lowercase=False, strip_accents=False: DESIGN.md "Korean traps") trained on `texts`."""
+    lowercase=False, strip_accents=False: DESIGN.md "Korean traps") trained on `texts`.
+
+    The weights come from `seed`, not from whatever the global RNG holds when a session fixture
+    first asks, so a test's result does not depend on which tests ran before it."""
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.Sequence([
         normalizers.NFC(),
@@ -152,6 +156,12 @@ def build_model(directory: Path, texts, *, vocab_size: int, hidden: int, layers:
     trainer = tok_trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
                                             limit_alphabet=3000)
     tok.train_from_iterator(texts, trainer=trainer)
+    # The trainer numbers pieces of equal frequency in a different order on every run; the ids
+    # are renumbered (special tokens first, where the trainer put them, then by text) so that
+    # tests that train on this model see the same ids every time.
+    vocab = tok.get_vocab(with_added_tokens=False)
+    ordered = sorted(SPECIALS, key=vocab.__getitem__) + sorted(t for t in vocab if t not in SPECIALS)
+    tok.model = models.WordPiece({t: i for i, t in enumerate(ordered)}, unk_token="[UNK]")
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
@@ -164,7 +174,10 @@ def build_model(directory: Path, texts, *, vocab_size: int, hidden: int, layers:
                         intermediate_size=4 * hidden, max_position_embeddings=max_positions,
                         pad_token_id=0)
     directory.mkdir(parents=True, exist_ok=True)
-    BertForPreTraining(config).save_pretrained(directory)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = BertForPreTraining(config)
+    model.save_pretrained(directory)
     fast.save_pretrained(directory)
     return directory
 
