@@ -56,6 +56,11 @@ class Workspace:
     baseline_examples: Path
     heldout: Path
 
+    def run_inputs(self) -> dict[str, str]:
+        """What every bench run reads from the workspace (the path fields of `RunSpec`)."""
+        return {"tokenizer": str(self.tokenizer), "data": str(self.data),
+                "baseline_examples": str(self.baseline_examples), "heldout": str(self.heldout)}
+
 
 def first_lines(source: Path, out: Path, lines: int | None) -> Path:
     """The corpus itself, or a gzipped copy of its header and first `lines` records."""

@@ -66,9 +66,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     for run in args.runs:
         spec = dict(preset=args.preset, steps=run.steps, eval_every=max(1, run.steps // 4),
-                    batch_size=run.batch_size, tokenizer=str(ws.tokenizer), data=str(ws.data),
-                    baseline_examples=str(ws.baseline_examples), heldout=str(ws.heldout),
-                    out=str(Path(args.work) / "runs" / "equal-tokens" / run.name), lr=run.lr)
+                    batch_size=run.batch_size, out=str(Path(args.work) / "runs" / "equal-tokens" / run.name),
+                    lr=run.lr, **ws.run_inputs())
         result = run_alone(spec, run.system)
         _, tokens, losses = loss_curve(result)
         row = {"run": run.name, "real_tokens": int(tokens[-1]), "final_loss": round(float(losses[-1]), 4),

@@ -28,6 +28,7 @@ from bench.common import Turns, machine, print_comparison, write_json
 from bench.flops import Dims, step_flops
 from bench.systems import RunSpec, run_ceiling, worker
 from hanlm.model.presets import PRESETS
+from hanlm.train.optim import OptimConfig
 
 logger = logging.getLogger(__name__)
 
@@ -267,8 +268,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per system (default per mode/preset)")
     parser.add_argument("--eval-every", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=None,
-                        help="peak learning rate of both systems (default: hanlm's, 5e-4)")
+    parser.add_argument("--lr", type=float, default=OptimConfig().lr,
+                        help="peak learning rate of both systems (default: hanlm's, %(default)g)")
     parser.add_argument("--reviews", type=int, default=None, help="use the first N reviews (default per mode)")
     parser.add_argument("--vocab-size", type=int, default=32000)
     parser.add_argument("--work", default="/tmp/hanlm-bench", help="work directory (corpus subset, tokenizer, data)")
@@ -293,8 +294,7 @@ def main(argv: list[str] | None = None) -> dict:
     for preset in args.presets:
         eval_every = args.eval_every or mode["eval_every"]
         spec = dict(preset=preset, steps=steps[preset], eval_every=eval_every, batch_size=args.batch_size,
-                    tokenizer=str(ws.tokenizer), data=str(ws.data), baseline_examples=str(ws.baseline_examples),
-                    heldout=str(ws.heldout), out=str(Path(args.work) / "runs" / preset), lr=args.lr)
+                    out=str(Path(args.work) / "runs" / preset), lr=args.lr, **ws.run_inputs())
         logger.info("%s: %d steps per system, held-out evaluation every %d", preset, steps[preset], eval_every)
         results = run_pair(spec, ceiling_every=15.0)
         report["presets"][preset] = preset_report(preset, results, vocab, warmup=min(3, steps[preset] // 5))

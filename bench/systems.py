@@ -37,7 +37,7 @@ class RunSpec:
     heldout: str
     out: str
     seed: int = 42
-    lr: float | None = None  # peak learning rate of both systems (None: hanlm's default)
+    lr: float = field(default_factory=lambda: OptimConfig().lr)  # peak lr of both systems
     hanlm_overrides: dict = field(default_factory=dict)  # extra PretrainConfig fields (bench/levers)
 
 
@@ -139,7 +139,7 @@ def run_baseline(spec: RunSpec, turns: Turns, me: int) -> dict:
         def on_step_end(self, args, state, control, model=None, **kw):
             trace.step_done(state.global_step, model)
 
-    optim = OptimConfig(**({"lr": spec.lr} if spec.lr else {}))
+    optim = OptimConfig(lr=spec.lr)
     args = TrainingArguments(
         output_dir=str(Path(spec.out) / "baseline"), per_device_train_batch_size=spec.batch_size,
         max_steps=spec.steps, learning_rate=optim.lr, warmup_steps=optim.warmup_ratio, lr_scheduler_type="linear",
@@ -164,8 +164,7 @@ def run_hanlm(spec: RunSpec, turns: Turns, me: int) -> dict:
     cfg = PretrainConfig(data=spec.data, out=str(Path(spec.out) / "hanlm"), preset=spec.preset,
                          max_steps=spec.steps, batch_size=spec.batch_size, seed=spec.seed,
                          eval_every=0, save_every=10**9, overwrite=True, tensorboard=False)
-    if spec.lr:
-        cfg.optim.lr = spec.lr
+    cfg.optim.lr = spec.lr
     for key, value in spec.hanlm_overrides.items():
         setattr(cfg, key, value)
     trace = Trace(turns, me, spec)
