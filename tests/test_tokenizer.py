@@ -83,6 +83,30 @@ def test_requested_size_is_kept_and_every_character_has_both_forms(tmp_path):
     assert all(c in vocab and "##" + c in vocab for c in chars)
 
 
+def test_the_same_corpus_always_gives_the_same_tokenizer(tmp_path):
+    """tokenizers' trainer numbers pieces in hash-map order; hanlm fixes the order (#1794)."""
+    runs = [tmp_path / str(run) for run in range(4)]
+    for run in runs:
+        run.mkdir()
+    files = [(_train(run, vocab_size=1000) / "tokenizer.json").read_bytes() for run in runs]
+    assert all(f == files[0] for f in files[1:])
+
+
+def test_alphabet_limit_keeps_the_most_frequent_characters_ties_by_code_point(tmp_path):
+    corpus = tmp_path / "ties.txt"
+    # 가 x3, then 다/나/라 x2 (tied), then 마 x1: a limit of 3 keeps 가 and the first two of the tie.
+    corpus.write_text("가가가 나나 다다 라라 마\n", encoding="utf-8")
+    out = train_tokenizer(
+        TokenizerTrainConfig(
+            corpus=[str(corpus)], out=str(tmp_path / "tok"), vocab_size=20, limit_alphabet=3
+        )
+    )
+    vocab = _raw(out).get_vocab()
+    singles = sorted(t for t in vocab if len(t.removeprefix("##")) == 1)
+    assert singles == ["##가", "##나", "##다", "가", "나", "다"]
+    assert json.loads((out / "hanlm_tokenizer.json").read_text())["training"]["alphabet"] == 3
+
+
 def test_nfd_input_gives_the_nfc_ids(tok, tok_dir):
     nfd = unicodedata.normalize("NFD", SENTENCE)
     raw = _raw(tok_dir)

@@ -6,7 +6,9 @@ import itertools
 import json
 import logging
 import sys
+import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,7 @@ from hanlm.tokenizer.format import (
     TOKENIZER_FILE,
     VOCAB_FILE,
     fingerprint,
+    new_normalizer,
     new_tokenizer,
     set_post_processor,
     tokens_by_id,
@@ -38,6 +41,7 @@ from hanlm.tokenizer.pretokenize import KIWI_USAGE, kiwi_split
 logger = logging.getLogger(__name__)
 
 _KIWI_BATCH = 2000  # texts per kiwi call while training
+_COUNT_BATCH = 1000  # texts per normalizer call while counting characters
 _PLAIN_USAGE = (
     "transformers.AutoTokenizer.from_pretrained(DIR) loads it with NFC normalisation; "
     "BertTokenizerFast also loads it but applies no NFC (pass NFC text)."
@@ -66,60 +70,45 @@ class TokenizerTrainConfig:
 
 
 def train_tokenizer(cfg: TokenizerTrainConfig) -> Path:
-    """Train WordPiece on the corpus and write a tokenizer directory; returns its path."""
+    """Train WordPiece on the corpus and write a tokenizer directory; returns its path.
+
+    The same corpus and settings always give the same ``tokenizer.json`` (see
+    :func:`_deterministic_trainer`), so two runs of a pipeline pretrain on the same ids.
+    """
     out = _prepare_out(Path(cfg.out), cfg.overwrite)
     start = time.perf_counter()
     stats = CorpusStats()
-    counter = _Counter()
-    texts: Iterable[str] = read_texts(cfg.corpus, cfg.reader, stats)
-    if cfg.max_texts is not None:
-        texts = itertools.islice(texts, cfg.max_texts)
-    texts = tqdm(
-        counter.count(texts), desc="tokenizer train", unit=" texts", disable=None, mininterval=2
-    )
-    if cfg.pretokenize == "kiwi":
-        texts = _kiwi_split_batches(texts)
-    tokenizer = new_tokenizer()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=cfg.vocab_size,
-        min_frequency=cfg.min_frequency,
-        limit_alphabet=cfg.limit_alphabet,
-        special_tokens=SPECIAL_TOKENS,
-        continuing_subword_prefix=CONTINUATION,
-        show_progress=sys.stderr.isatty(),
-    )
-    logger.info(
-        "training WordPiece (vocab %s, pretokenize %s) on %s",
-        f"{cfg.vocab_size:,}",
-        cfg.pretokenize,
-        ", ".join(cfg.corpus),
-    )
-    tokenizer.train_from_iterator(texts, trainer)
-    tokenizer, twins = _complete_alphabet(tokenizer, cfg.vocab_size)
+    with tempfile.TemporaryDirectory(prefix=".train-", dir=out) as tmp:
+        texts_file = Path(tmp) / "texts.txt"
+        n_texts, char_counts = _write_texts(cfg, stats, texts_file)
+        alphabet = _alphabet(char_counts, cfg.limit_alphabet)
+        logger.info(
+            "training WordPiece (vocab %s, pretokenize %s, alphabet %s characters) on %s",
+            f"{cfg.vocab_size:,}",
+            cfg.pretokenize,
+            f"{len(alphabet):,}",
+            ", ".join(cfg.corpus),
+        )
+        tokenizer = new_tokenizer()
+        tokenizer.train_from_iterator(
+            _read_lines(texts_file), _deterministic_trainer(cfg, alphabet), length=n_texts
+        )
+    tokenizer = _canonical(tokenizer)
     set_post_processor(tokenizer)
     seconds = time.perf_counter() - start
     write_skipped(stats.skipped, out / SKIPPED_FILE)
-    meta = _meta(cfg, tokenizer, counter.n, twins, seconds)
+    meta = _meta(cfg, tokenizer, n_texts, len(alphabet), seconds)
     meta["training"]["skipped"] = len(stats.skipped)
     _save(tokenizer, out, meta)
     logger.info(
         "trained a %s-token vocabulary on %s texts in %.1f s (%s); wrote %s",
         f"{tokenizer.get_vocab_size():,}",
-        f"{counter.n:,}",
+        f"{n_texts:,}",
         seconds,
         stats.normalize.describe(),
         out,
     )
     return out
-
-
-class _Counter:
-    n = 0
-
-    def count(self, items: Iterable[str]) -> Iterator[str]:
-        for item in items:
-            self.n += 1
-            yield item
 
 
 def _prepare_out(out: Path, overwrite: bool) -> Path:
@@ -133,54 +122,98 @@ def _prepare_out(out: Path, overwrite: bool) -> Path:
     return out
 
 
+def _write_texts(cfg: TokenizerTrainConfig, stats: CorpusStats, path: Path) -> tuple[int, Counter]:
+    """Read (and pre-tokenize) the corpus once into ``path``, one text a line; count characters.
+
+    The trainer needs the alphabet before it sees the texts (:func:`_deterministic_trainer`),
+    so the corpus is streamed twice; the second pass reads this file, so reading, cleaning and
+    kiwi run once. A text's newlines become spaces: both are word boundaries to WordPiece.
+    """
+    texts: Iterable[str] = read_texts(cfg.corpus, cfg.reader, stats)
+    if cfg.max_texts is not None:
+        texts = itertools.islice(texts, cfg.max_texts)
+    texts = tqdm(texts, desc="tokenizer: read", unit=" texts", disable=None, mininterval=2)
+    if cfg.pretokenize == "kiwi":
+        texts = _kiwi_split_batches(texts)
+    normalizer = new_normalizer()
+    counts: Counter = Counter()
+    n = 0
+    with path.open("w", encoding="utf-8") as f:
+        for batch in _batches(texts, _COUNT_BATCH):
+            lines = [" ".join(text.split()) for text in batch]
+            f.writelines(line + "\n" for line in lines)
+            counts.update(normalizer.normalize_str(" ".join(lines)))
+            n += len(lines)
+    for char in [c for c in counts if c.isspace()]:
+        del counts[char]
+    return n, counts
+
+
+def _read_lines(path: Path) -> Iterator[str]:
+    with path.open(encoding="utf-8") as f:
+        for line in tqdm(f, desc="tokenizer: train", unit=" texts", disable=None, mininterval=2):
+            yield line.rstrip("\n")
+
+
+def _alphabet(counts: Counter, limit: int) -> list[str]:
+    """The ``limit`` most frequent characters, ties broken by code point, in code-point order."""
+    ranked = sorted(counts, key=lambda c: (-counts[c], c))[:limit]
+    return sorted(ranked)
+
+
+def _deterministic_trainer(cfg: TokenizerTrainConfig, alphabet: list[str]) -> trainers.Trainer:
+    """A WordPiece trainer whose result does not depend on hash-map iteration order.
+
+    ``tokenizers`` (0.23) numbers the ``##c`` forms in the order it iterates a hash map of
+    words, and breaks ties between equally frequent merges by those numbers, so the same
+    corpus gave a different vocabulary on every run (huggingface/tokenizers#1794), as did the
+    characters tied at the ``limit_alphabet`` cut. Here the alphabet is chosen beforehand and
+    both forms of each character, ``c`` and ``##c``, are given to the trainer up front (as
+    special tokens, which only fixes their ids; :func:`_canonical` makes them ordinary). This
+    also gives every character both forms: WordPiece turns a whole word into [UNK] when one
+    character cannot be matched, so a syllable seen only word-initially in training would
+    otherwise make any later word with it inside [UNK]; BERT's vocabularies carry both forms
+    for the same reason.
+    """
+    return trainers.WordPieceTrainer(
+        vocab_size=cfg.vocab_size,
+        min_frequency=cfg.min_frequency,
+        limit_alphabet=len(alphabet),
+        initial_alphabet=alphabet,
+        special_tokens=SPECIAL_TOKENS + [CONTINUATION + c for c in alphabet],
+        continuing_subword_prefix=CONTINUATION,
+        show_progress=sys.stderr.isatty(),
+    )
+
+
+def _canonical(trained: Tokenizer) -> Tokenizer:
+    """The trained vocabulary renumbered: special tokens, characters, ``##`` characters, then
+    the learned pieces in the order they were learned; only the five BERT specials stay special.
+    """
+    vocab = trained.get_vocab(with_added_tokens=False)
+    learned = sorted(vocab, key=vocab.__getitem__)
+    singles = [t for t in learned if t not in SPECIAL_TOKENS and len(t) == 1]
+    continued = [CONTINUATION + c for c in singles if CONTINUATION + c in vocab]
+    first = set(SPECIAL_TOKENS) | set(singles) | set(continued)
+    order = SPECIAL_TOKENS + singles + continued + [t for t in learned if t not in first]
+    tokenizer = new_tokenizer({t: i for i, t in enumerate(order)})
+    tokenizer.add_special_tokens(SPECIAL_TOKENS)
+    return tokenizer
+
+
 def _kiwi_split_batches(texts: Iterable[str]) -> Iterator[str]:
-    iterator = iter(texts)
-    while batch := list(itertools.islice(iterator, _KIWI_BATCH)):
+    for batch in _batches(texts, _KIWI_BATCH):
         yield from kiwi_split(batch)
 
 
-def _complete_alphabet(tokenizer: Tokenizer, vocab_size: int) -> tuple[Tokenizer, int]:
-    """Give every single character both forms, ``c`` and ``##c``, within ``vocab_size``.
-
-    The trainer adds ``##c`` only if ``c`` was seen inside a word (and ``c`` only if seen at a
-    word start). WordPiece turns a whole word into [UNK] when one character cannot be matched,
-    so a rare syllable seen once word-initially would make any later word with it inside
-    [UNK]. Original BERT vocabularies carry both forms for the same reason. To stay at the
-    requested size, as many of the last-learned (rarest) multi-character pieces make room;
-    WordPiece needs no merge list, so dropping pieces never breaks tokenization.
-    """
-    vocab = tokenizer.get_vocab(with_added_tokens=False)
-    tokens = sorted(vocab, key=vocab.__getitem__)
-    chars = {t.removeprefix(CONTINUATION) for t in tokens if len(t.removeprefix(CONTINUATION)) == 1}
-    missing = sorted(form for c in chars for form in (c, CONTINUATION + c) if form not in vocab)
-    if not missing:
-        return tokenizer, 0
-    excess = min(len(missing), len(tokens) + len(missing) - vocab_size)
-    dropped = set(_last_pieces(tokens, excess))
-    kept = [t for t in tokens if t not in dropped] + missing
-    completed = new_tokenizer({t: i for i, t in enumerate(kept)})
-    completed.add_special_tokens(SPECIAL_TOKENS)
-    logger.info(
-        "added %d single-character forms so no character of the alphabet becomes [UNK], "
-        "dropping the %d last-learned pieces",
-        len(missing),
-        len(dropped),
-    )
-    return completed, len(missing)
-
-
-def _last_pieces(tokens: list[str], n: int) -> list[str]:
-    """The ``n`` last tokens longer than one character (special tokens excepted)."""
-    if n <= 0:
-        return []
-    pieces = [
-        t for t in tokens if len(t.removeprefix(CONTINUATION)) > 1 and t not in SPECIAL_TOKENS
-    ]
-    return pieces[-n:]
+def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 def _meta(
-    cfg: TokenizerTrainConfig, tokenizer: Tokenizer, texts: int, twins: int, seconds: float
+    cfg: TokenizerTrainConfig, tokenizer: Tokenizer, texts: int, alphabet: int, seconds: float
 ) -> dict[str, Any]:
     return {
         "format": "hanlm-tokenizer",
@@ -200,7 +233,7 @@ def _meta(
             "limit_alphabet": cfg.limit_alphabet,
             "max_texts": cfg.max_texts,
             "texts": texts,
-            "single_character_forms_added": twins,
+            "alphabet": alphabet,
             "seconds": round(seconds, 2),
             "reader": to_dict(cfg.reader),
         },
