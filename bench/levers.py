@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from bench.common import Stopwatch, machine, write_json
-from hanlm.data.batches import Collator, global_batch
+from hanlm.data.batches import BatchSchedule, Collator, global_batch
 from hanlm.data.masking import MaskingConfig
 from hanlm.data.shards import ShardReader
 from hanlm.model.bert import build_bert_config, new_pretraining_model
@@ -70,7 +70,7 @@ def make_batches(data: str, kind: str, *, batch_size: int, count: int, seed: int
         lengths = np.array([len(reader[i].input_ids) for i in range(min(len(reader), 50 * batch_size * count))])
         indices = np.flatnonzero(lengths == lengths.max())[: batch_size * count]
     else:
-        indices, _ = global_batch(0, batch_size * count, len(reader), seed)
+        indices, _ = global_batch(0, BatchSchedule(micro=batch_size * count), len(reader), seed)
         if kind == "bucketed":
             indices = np.array(sorted(indices, key=lambda i: len(reader[int(i)].input_ids)))
     out = []

@@ -157,8 +157,6 @@ def run_baseline(spec: RunSpec, turns: Turns, me: int) -> dict:
 
 
 def run_hanlm(spec: RunSpec, turns: Turns, me: int) -> dict:
-    from hanlm.data.batches import micro_batches, sample_lengths
-    from hanlm.data.shards import ShardReader
     from hanlm.train.pretrain import PretrainConfig, pretrain
 
     cfg = PretrainConfig(data=spec.data, out=str(Path(spec.out) / "hanlm"), preset=spec.preset,
@@ -176,19 +174,28 @@ def run_hanlm(spec: RunSpec, turns: Turns, me: int) -> dict:
             trace.step_done(step, model.bert)
 
     pretrain(cfg, on_step=on_step)
-    # What each step computed, from the data order (a pure function of seed and step).
-    reader = ShardReader(spec.data, "train")
+    return trace.result(hanlm_batches(cfg), lr=cfg.optim.lr)
+
+
+def hanlm_batches(cfg) -> list[dict]:
+    """What each step of a hanlm run computes, from its data order (a pure function of the
+    config's seed, batch schedule and step), without training."""
+    from hanlm.data.batches import micro_batches, sample_lengths
+    from hanlm.data.shards import ShardReader
+    from hanlm.train.pretrain import batch_schedule
+
+    reader = ShardReader(cfg.data, "train")
     lengths = sample_lengths(reader)
+    schedule = batch_schedule(cfg)
     batches = []
-    for step in range(spec.steps):
-        for idx, _ in micro_batches(step, micro=cfg.batch_size, accum=cfg.grad_accum, world=1, rank=0,
-                                    n=len(reader), seed=cfg.seed, lengths=lengths,
-                                    bucket_steps=cfg.length_buckets):
+    for step in range(cfg.max_steps):
+        for idx, _ in micro_batches(step, schedule, rank=0, n=len(reader), seed=cfg.seed,
+                                    lengths=lengths, bucket_steps=cfg.length_buckets):
             row_lengths = lengths[idx]
             masked = int(sum(max(1, round(0.15 * (n - 3))) for n in row_lengths))
             batches.append({"lengths": row_lengths.tolist(), "width": int(row_lengths.max()),
                             "masked": masked, "head_positions": masked})
-    return trace.result(batches, lr=cfg.optim.lr)
+    return batches
 
 
 SYSTEMS = {"baseline": run_baseline, "hanlm": run_hanlm}

@@ -55,18 +55,18 @@ def test_steps_for_tokens_is_the_first_step_that_reaches_them():
 def test_length_buckets_keep_every_sample_once_per_epoch_and_cut_padding():
     """The bench reads hanlm's batches back from `global_batch`; bucketing must stay a pure
     function of (seed, step) that visits each sample once per epoch."""
-    from hanlm.data.batches import global_batch
+    from hanlm.data.batches import BatchSchedule, global_batch
 
     rng = np.random.default_rng(0)
     lengths = rng.integers(5, 129, size=32 * 64)
     n, size = lengths.size, 32
-    seen = np.concatenate([global_batch(s, size, n, 7, lengths=lengths, bucket_steps=16)[0] for s in range(64)])
+    seen = np.concatenate([global_batch(s, BatchSchedule(size), n, 7, lengths=lengths, bucket_steps=16)[0] for s in range(64)])
     assert sorted(seen) == list(range(n))
-    again = global_batch(37, size, n, 7, lengths=lengths, bucket_steps=16)[0]
+    again = global_batch(37, BatchSchedule(size), n, 7, lengths=lengths, bucket_steps=16)[0]
     assert np.array_equal(again, seen[37 * size : 38 * size])
 
     def padding(bucket_steps):
-        widths = [lengths[global_batch(s, size, n, 7, lengths=lengths, bucket_steps=bucket_steps)[0]].max()
+        widths = [lengths[global_batch(s, BatchSchedule(size), n, 7, lengths=lengths, bucket_steps=bucket_steps)[0]].max()
                   for s in range(64)]
         return 1 - lengths.sum() / (size * sum(widths))
 

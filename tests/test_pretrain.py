@@ -114,7 +114,9 @@ def _kill_when(run: Path, process: subprocess.Popen, step: int) -> None:
 @pytest.mark.slow
 def test_kill_and_resume_is_bit_identical(data_dir, tmp_path):
     # --dropout 0.1: dropout draws from the RNG, whose state the checkpoint must restore too.
-    args = ["--data", str(data_dir), *TINY, "--max-steps", "60", "--save-every", "5", "--dropout", "0.1"]
+    # The batch-size ramp spans both kills: a resumed run must find where its step's batch starts.
+    args = ["--data", str(data_dir), *TINY, "--max-steps", "60", "--save-every", "5", "--dropout", "0.1",
+            "--batch-ramp-steps", "40", "--batch-ramp-start", "2"]
     hanlm("pretrain", *args, "--out", str(tmp_path / "straight"))
     resumed = tmp_path / "resumed"
     for kill_at in (10, 35):
@@ -149,7 +151,8 @@ def test_sigint_saves_a_checkpoint(data_dir, tmp_path):
 def test_torchrun_two_processes_match_one_with_accumulation(data_dir, tmp_path):
     if shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists():
         pytest.skip("torchrun not installed")
-    common = ["--data", str(data_dir), *TINY, "--max-steps", "5", "--batch-size", "4", "--dropout", "0"]
+    common = ["--data", str(data_dir), *TINY, "--max-steps", "5", "--batch-size", "4", "--dropout", "0",
+              "--batch-ramp-steps", "3", "--batch-ramp-start", "2"]
     hanlm("pretrain", *common, "--grad-accum", "2", "--out", str(tmp_path / "one"))
     torchrun = str(Path(sys.executable).with_name("torchrun"))
     result = subprocess.run(

@@ -1,8 +1,9 @@
 """Batches for pretraining: a resumable sample order and dynamic masking at collate time.
 
 The order is a pure function of (seed, step): epoch e visits the train instances in the
-permutation drawn from (seed, e), and optimizer step s consumes global positions
-[s*G, (s+1)*G) of the endless concatenation of epochs (G = the global batch). A run resumed at
+permutation drawn from (seed, e), and optimizer step s consumes the next G(s) global positions
+of the endless concatenation of epochs (G(s) = the global batch of step s, constant after an
+optional batch-size ramp: `BatchSchedule`). A run resumed at
 step s therefore reads exactly what it would have read, in seconds, without replaying the data.
 Each global batch is cut into micro-batches: micro-batch k of a step goes to process
 k % world_size, so N processes with accumulation A see the same samples as 1 process with
@@ -18,6 +19,7 @@ from ~30% of the computed positions to ~1% (docs/BENCHMARKS.md).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -32,17 +34,57 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng((seed, epoch)).permutation(n)
 
 
-def global_batch(step: int, size: int, n: int, seed: int, *, lengths: np.ndarray | None = None,
-                 bucket_steps: int = 1) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class BatchSchedule:
+    """How many sequences each optimizer step takes: ``micro`` per micro-batch, ``accum``
+    micro-batches per process, ``world`` processes; during the first ``ramp_steps`` steps the
+    micro-batch grows linearly from ``ramp_start`` sequences to ``micro`` (a batch-size ramp, as
+    GPT-3 and cramming train: small batches while the loss falls fast, more optimizer steps
+    per token seen).
+    """
+
+    micro: int
+    accum: int = 1
+    world: int = 1
+    ramp_steps: int = 0
+    ramp_start: int = 1
+
+    def micro_at(self, step: int) -> int:
+        """Sequences per micro-batch at optimizer step ``step`` (0-based)."""
+        if step >= self.ramp_steps:
+            return self.micro
+        start = min(self.ramp_start, self.micro)
+        return start + (self.micro - start) * step // self.ramp_steps
+
+    def size(self, step: int) -> int:
+        """Sequences of the whole (global) batch of ``step``."""
+        return self.micro_at(step) * self.accum * self.world
+
+    def start(self, step: int) -> int:
+        """Sequences taken by the steps before ``step``: where its batch starts in the stream."""
+        ramped = min(step, self.ramp_steps)
+        before = sum(self.micro_at(s) for s in range(ramped)) if ramped else 0
+        return (before + (step - ramped) * self.micro) * self.accum * self.world
+
+
+def global_batch(step: int, schedule: BatchSchedule, n: int, seed: int, *,
+                 lengths: np.ndarray | None = None, bucket_steps: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(instance indices, epochs) of optimizer step `step`; with `lengths` and `bucket_steps` > 1,
     length-bucketed (see the module docstring)."""
     if lengths is None or bucket_steps <= 1:
-        return _positions(step * size, size, n, seed)
+        return _positions(schedule.start(step), schedule.size(step), n, seed)
     window = step // bucket_steps
-    indices, epochs = _positions(window * bucket_steps * size, bucket_steps * size, n, seed)
-    by_length = np.argsort(lengths[indices], kind="stable").reshape(bucket_steps, size)
+    first = window * bucket_steps
+    sizes = np.array([schedule.size(s) for s in range(first, first + bucket_steps)])
+    indices, epochs = _positions(schedule.start(first), int(sizes.sum()), n, seed)
+    by_length = np.argsort(lengths[indices], kind="stable")
+    # Step first + j takes the visit[j]-th run of the length-sorted window, as long as its batch.
     visit = np.random.default_rng((seed, window, 1)).permutation(bucket_steps)
-    chosen = by_length[visit[step % bucket_steps]]
+    run_sizes = np.empty(bucket_steps, dtype=np.int64)
+    run_sizes[visit] = sizes
+    ends = np.cumsum(run_sizes)
+    run = visit[step - first]
+    chosen = by_length[ends[run] - run_sizes[run] : ends[run]]
     return indices[chosen], epochs[chosen]
 
 
@@ -57,13 +99,13 @@ def _positions(start: int, size: int, n: int, seed: int) -> tuple[np.ndarray, np
     return indices, epochs
 
 
-def micro_batches(step: int, *, micro: int, accum: int, world: int, rank: int, n: int, seed: int,
+def micro_batches(step: int, schedule: BatchSchedule, *, rank: int, n: int, seed: int,
                   lengths: np.ndarray | None = None, bucket_steps: int = 1):
-    """The `accum` micro-batches (indices, epochs) that process `rank` runs at `step`."""
-    indices, epochs = global_batch(step, micro * accum * world, n, seed, lengths=lengths,
-                                   bucket_steps=bucket_steps)
-    for a in range(accum):
-        k = a * world + rank
+    """The `schedule.accum` micro-batches (indices, epochs) that process `rank` runs at `step`."""
+    indices, epochs = global_batch(step, schedule, n, seed, lengths=lengths, bucket_steps=bucket_steps)
+    micro = schedule.micro_at(step)
+    for a in range(schedule.accum):
+        k = a * schedule.world + rank
         yield indices[k * micro : (k + 1) * micro], epochs[k * micro : (k + 1) * micro]
 
 

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from hanlm import __version__, atomic
 from hanlm import config as config_lib
 from hanlm.config import opt
-from hanlm.data.batches import Collator, micro_batches, sample_lengths
+from hanlm.data.batches import BatchSchedule, Collator, micro_batches, sample_lengths
 from hanlm.data.masking import MaskingConfig
 from hanlm.data.shards import ShardReader, read_meta
 from hanlm.errors import HanlmError
@@ -60,6 +60,10 @@ class PretrainConfig:
     max_minutes: float | None = opt(None, "stop (with a checkpoint) after this many minutes", min=0)
     batch_size: int = opt(32, "sequences per micro-batch per process", min=1)
     grad_accum: int = opt(1, "micro-batches per optimizer step", min=1)
+    batch_ramp_steps: int = opt(
+        0, "grow each micro-batch linearly from --batch-ramp-start sequences to --batch-size "
+        "over the first N steps (0 = off; hanlm/data/batches.py: BatchSchedule)", min=0)
+    batch_ramp_start: int = opt(4, "sequences per micro-batch at step 0 of the ramp", min=1)
     length_buckets: int = opt(
         64, "batch the samples of this many consecutive steps by length, so batches carry less "
         "padding (1 = off; see hanlm/data/batches.py)", min=1)
@@ -88,6 +92,11 @@ class PretrainConfig:
 
 
 # ---------------------------------------------------------------- set-up
+
+
+def batch_schedule(cfg: PretrainConfig, world: int = 1) -> BatchSchedule:
+    return BatchSchedule(micro=cfg.batch_size, accum=cfg.grad_accum, world=world,
+                         ramp_steps=cfg.batch_ramp_steps, ramp_start=cfg.batch_ramp_start)
 
 
 def _accelerator(cfg: PretrainConfig):
@@ -379,10 +388,13 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, PretrainingModel], Non
     log = MetricsLog(out, enabled=accelerator.is_main_process, tensorboard=cfg.tensorboard,
                      resume_step=start_step if cfg.resume else None)
     world, rank = accelerator.num_processes, accelerator.process_index
+    schedule = batch_schedule(cfg, world)
     logger.info(
-        "pretraining %s (%.1fM parameters) on %d instances: %d steps of %d sequences (%d x %d x %d)",
+        "pretraining %s (%.1fM parameters) on %d instances: %d steps of %d sequences (%d x %d x %d)%s",
         cfg.preset, sum(p.numel() for p in model.parameters()) / 1e6, len(train_reader),
-        cfg.max_steps, cfg.batch_size * cfg.grad_accum * world, cfg.batch_size, cfg.grad_accum, world,
+        cfg.max_steps, schedule.size(cfg.max_steps), cfg.batch_size, cfg.grad_accum, world,
+        f", growing from {schedule.size(0)} over the first {cfg.batch_ramp_steps} steps"
+        if cfg.batch_ramp_steps else "",
     )
 
     def save(step: int, extra: dict | None = None) -> None:
@@ -395,7 +407,7 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, PretrainingModel], Non
                 model_state={k: v.detach().cpu().clone() for k, v in unwrapped.bert.state_dict().items()},
                 optimizer_state=optimizer.state_dict(),
                 state={"scheduler": scheduler.state_dict(),
-                       "samples_seen": step * cfg.batch_size * cfg.grad_accum * world,
+                       "samples_seen": schedule.start(step),
                        "preset": cfg.preset, **(extra or {})},
                 keep=cfg.keep_checkpoints,
             )
@@ -423,9 +435,8 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, PretrainingModel], Non
     with StopRequested() as stop:
         while step < cfg.max_steps:
             for k, (idx, epochs) in enumerate(micro_batches(
-                step, micro=cfg.batch_size, accum=cfg.grad_accum, world=world, rank=rank,
-                n=len(train_reader), seed=cfg.seed, lengths=train_lengths,
-                bucket_steps=cfg.length_buckets,
+                step, schedule, rank=rank, n=len(train_reader), seed=cfg.seed,
+                lengths=train_lengths, bucket_steps=cfg.length_buckets,
             )):
                 batch = collate([train_reader[int(i)] for i in idx], idx, epochs)
                 batch = {key: v.to(accelerator.device) for key, v in batch.items()}
