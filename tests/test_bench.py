@@ -127,14 +127,28 @@ def test_equal_tokens_bench_runs_each_system_alone(tmp_path):
     from bench import equal_tokens
 
     out = tmp_path / "rows.jsonl"
-    rows = equal_tokens.main(["baseline:2:1e-3:4", "hanlm:2:1e-3:4", "--preset", "tiny", "--reviews", "1500",
-                              "--vocab-size", "600", "--baseline-pairs", "8", "--heldout-rows", "16",
-                              "--work", str(tmp_path / "work"), "--out", str(out)])
-    assert [r["run"] for r in rows] == ["baseline-2-0.001-4", "hanlm-2-0.001-4"]
+    rows = equal_tokens.main(["baseline:2:1e-3:4", "hanlm:2:1e-3:4", "hanlm:t300:1e-3:4:3:1", "--preset", "tiny",
+                              "--reviews", "1500", "--vocab-size", "600", "--baseline-pairs", "8",
+                              "--heldout-rows", "16", "--work", str(tmp_path / "work"), "--out", str(out)])
+    assert [r["run"] for r in rows[:2]] == ["baseline-2-0.001-4", "hanlm-2-0.001-4"]
     assert [json.loads(line) for line in out.read_text().splitlines()] == rows
-    for row in rows:
+    for row in rows[:2]:
         assert [e[0] for e in row["evals"]] == [0, 1, 2] and row["evals"][0][1] == 0
         assert row["real_tokens"] == row["evals"][-1][1] > 0 and np.isfinite(row["final_loss"])
+    # t300 with a ramp from 1 row over 3 steps: the fewest steps whose rows hold >= 300 real tokens
+    ramped = rows[2]
+    steps = ramped["evals"][-1][0]
+    assert ramped["run"] == f"hanlm-{steps}-0.001-4-ramp3from1" and ramped["real_tokens"] >= 300
+    from bench.systems import hanlm_batches
+    from hanlm.train.pretrain import PretrainConfig
+
+    (data,) = (tmp_path / "work").glob("data-*")
+    cfg = PretrainConfig(data=str(data), out="-", batch_size=4, max_steps=steps, batch_ramp_steps=3,
+                         batch_ramp_start=1)
+    batches = hanlm_batches(cfg)
+    assert [len(b["lengths"]) for b in batches[:4]] == [1, 2, 3, 4][: len(batches[:4])]
+    seen = np.cumsum([sum(b["lengths"]) for b in batches])
+    assert seen[-1] == ramped["real_tokens"] and (steps == 1 or seen[-2] < 300)
     with pytest.raises(SystemExit):  # 3 x 4 baseline rows from 8 drawn examples
         equal_tokens.main(["baseline:3:1e-3:4", "--baseline-pairs", "8", "--work", str(tmp_path / "work")])
 
@@ -145,7 +159,11 @@ def test_equal_tokens_runs_are_parsed_and_bad_ones_named():
     from bench.equal_tokens import Run
 
     assert Run.parse("hanlm:41:5e-4:32") == Run("hanlm", 41, 5e-4, 32)
-    assert Run.parse("baseline:150:1e-3:16").name == "baseline-150-0.001-16"
-    for bad in ("hanlm:41:5e-4", "hf:41:5e-4:32", "hanlm:0:5e-4:32", "hanlm:41:fast:32"):
+    assert Run.parse("baseline:150:1e-3:16").name(150) == "baseline-150-0.001-16"
+    ramped = Run.parse("hanlm:t104393:5e-4:32:200:4")
+    assert ramped == Run("hanlm", -104393, 5e-4, 32, 200, 4)
+    assert ramped.overrides == {"batch_ramp_steps": 200, "batch_ramp_start": 4}
+    for bad in ("hanlm:41:5e-4", "hf:41:5e-4:32", "hanlm:0:5e-4:32", "hanlm:41:fast:32",
+                "baseline:t1000:5e-4:32", "baseline:41:5e-4:32:100:4", "hanlm:41:5e-4:32:100:4:1"):
         with pytest.raises(argparse.ArgumentTypeError, match=bad):
             Run.parse(bad)
