@@ -8,7 +8,10 @@ same review texts, at 1x and 4x corpus size, back to back in one run.
 Each measurement runs in its own process (peak RSS is its own; for hanlm, the build's worker
 processes are counted too). Speed is MB/s of UTF-8 review text (the same byte count for both);
 the bare baseline times only `Tokenizer.encode_batch` on texts already in memory, hanlm the
-whole build (read + normalise + group + tokenize + NSP pairs + write shards).
+whole build (read + normalise + group + tokenize + NSP pairs + write shards). Each size is
+measured as `--repeat` pairs (default 3), bare and hanlm back to back in alternating order; the
+ratio of each pair is taken within it and the median over pairs is reported, because on these
+shared machines the bare baseline alone moves by ±30% between runs minutes apart.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import cProfile
 import json
 import pstats
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -100,11 +104,44 @@ def profile_build(corpus_file: str, tokenizer: str, top: int = 15) -> dict:
             "top_functions": [{"tottime": t, "cumtime": c, "function": f} for t, c, f in rows[:top]]}
 
 
+def measure_pair(file: Path, tok: Path, out: Path, *, hanlm_first: bool) -> dict:
+    """One bare and one hanlm measurement back to back, in either order (alternated between
+    pairs, so a machine that speeds up or slows down during the run favours neither)."""
+    runs = {}
+    for kind in (("hanlm", "bare") if hanlm_first else ("bare", "hanlm")):
+        extra = (str(out),) if kind == "hanlm" else ()
+        runs[kind] = run_child(kind, str(file), str(tok), *extra)
+    return runs
+
+
+def summarise(pairs: list[dict], *, reviews: int) -> dict:
+    """Medians over the pairs: each ratio is taken within its pair (the same minute of the
+    machine), then the median of those ratios is reported."""
+    mb = pairs[0]["bare"]["bytes"] / 1e6
+    bare_s = [p["bare"]["seconds"] for p in pairs]
+    ours_s = [p["hanlm"]["seconds"] for p in pairs]
+    each = [b / o for b, o in zip(bare_s, ours_s, strict=True)]
+    each_cpu = [p["bare"]["cpu_seconds"] / p["hanlm"]["cpu_seconds"] for p in pairs]
+    return {
+        "reviews": reviews, "text_mb": mb, "pairs": len(pairs),
+        "bare_mb_per_second": mb / statistics.median(bare_s), "hanlm_mb_per_second": mb / statistics.median(ours_s),
+        "hanlm_over_bare": statistics.median(each), "hanlm_over_bare_each": each,
+        "bare_cpu_seconds": statistics.median(p["bare"]["cpu_seconds"] for p in pairs),
+        "hanlm_cpu_seconds": statistics.median(p["hanlm"]["cpu_seconds"] for p in pairs),
+        "hanlm_over_bare_cpu": statistics.median(each_cpu),
+        "bare_peak_rss_mb": max(p["bare"]["peak_rss_mb"] for p in pairs),
+        "hanlm_peak_rss_mb": max(p["hanlm"]["peak_rss_mb"] for p in pairs),
+        "hanlm_worker_peak_rss_mb": max(p["hanlm"]["peak_rss_children_mb"] for p in pairs),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict | None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--reviews", type=int, default=None, help="1x corpus size in reviews")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="bare/hanlm pairs per size; the ratios are medians over them")
     parser.add_argument("--work", default="/tmp/hanlm-bench")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -124,24 +161,17 @@ def main(argv: list[str] | None = None) -> dict | None:
               "machine": machine(), "sizes": {}}
     for factor in (1, 4):
         file = corpus.first_lines(corpus.REVIEWS, work / f"reviews-{base * factor}.tsv.gz", base * factor)
-        bare = run_child("bare", str(file), str(tok))
-        ours = run_child("hanlm", str(file), str(tok), str(work / f"build-{factor}x"))
-        mb = bare["bytes"] / 1e6
-        report["sizes"][f"{factor}x"] = {
-            "reviews": base * factor, "text_mb": mb,
-            "bare_mb_per_second": mb / bare["seconds"], "hanlm_mb_per_second": mb / ours["seconds"],
-            "hanlm_over_bare": bare["seconds"] / ours["seconds"],
-            "bare_cpu_seconds": bare["cpu_seconds"], "hanlm_cpu_seconds": ours["cpu_seconds"],
-            "hanlm_over_bare_cpu": bare["cpu_seconds"] / ours["cpu_seconds"],
-            "bare_peak_rss_mb": bare["peak_rss_mb"],
-            "hanlm_peak_rss_mb": ours["peak_rss_mb"], "hanlm_worker_peak_rss_mb": ours["peak_rss_children_mb"],
-        }
-        print(f"{factor}x ({mb:.1f} MB of text): bare encode_batch {mb / bare['seconds']:.2f} MB/s, "
-              f"hanlm data build {mb / ours['seconds']:.2f} MB/s = {bare['seconds'] / ours['seconds']:.0%} of bare; "
-              f"CPU-s bare {bare['cpu_seconds']:.2f}, hanlm {ours['cpu_seconds']:.2f} "
-              f"= {bare['cpu_seconds'] / ours['cpu_seconds']:.0%}; "
-              f"peak RSS bare {bare['peak_rss_mb']:.0f} MB, hanlm {ours['peak_rss_mb']:.0f} MB "
-              f"(+ workers {ours['peak_rss_children_mb']:.0f} MB each at most)")
+        pairs = [measure_pair(file, tok, work / f"build-{factor}x", hanlm_first=k % 2 == 1)
+                 for k in range(args.repeat)]
+        report["sizes"][f"{factor}x"] = entry = summarise(pairs, reviews=base * factor)
+        print(f"{factor}x ({entry['text_mb']:.1f} MB of text, median of {len(pairs)} pairs): bare encode_batch "
+              f"{entry['bare_mb_per_second']:.2f} MB/s, hanlm data build {entry['hanlm_mb_per_second']:.2f} MB/s "
+              f"= {entry['hanlm_over_bare']:.0%} of bare (pairs: "
+              f"{', '.join(f'{r:.0%}' for r in entry['hanlm_over_bare_each'])}); CPU-s bare "
+              f"{entry['bare_cpu_seconds']:.2f}, hanlm {entry['hanlm_cpu_seconds']:.2f} "
+              f"= {entry['hanlm_over_bare_cpu']:.0%}; peak RSS bare {entry['bare_peak_rss_mb']:.0f} MB, "
+              f"hanlm {entry['hanlm_peak_rss_mb']:.0f} MB (+ workers {entry['hanlm_worker_peak_rss_mb']:.0f} MB "
+              "each at most)")
     if args.profile:
         file = work / f"reviews-{base}.tsv.gz"
         report["profile_1x_one_process"] = prof = profile_build(str(file), str(tok))

@@ -167,3 +167,20 @@ def test_equal_tokens_runs_are_parsed_and_bad_ones_named():
                 "baseline:t1000:5e-4:32", "baseline:41:5e-4:32:100:4", "hanlm:41:5e-4:32:100:4:1"):
         with pytest.raises(argparse.ArgumentTypeError, match=bad):
             Run.parse(bad)
+
+
+def test_data_build_ratios_are_medians_of_within_pair_ratios():
+    from bench.data_build import summarise
+
+    def run(seconds, cpu, rss=100.0):
+        return {"seconds": seconds, "cpu_seconds": cpu, "bytes": 2_000_000, "peak_rss_mb": rss,
+                "peak_rss_children_mb": rss / 2}
+
+    pairs = [{"bare": run(1.0, 2.0), "hanlm": run(2.0, 4.0)},       # 50%
+             {"bare": run(3.0, 6.0, 300.0), "hanlm": run(4.0, 6.0)},  # 75% (a slow minute for both)
+             {"bare": run(1.0, 2.0), "hanlm": run(1.25, 2.5, 90.0)}]  # 80%
+    entry = summarise(pairs, reviews=10)
+    assert entry["hanlm_over_bare_each"] == [0.5, 0.75, 0.8]
+    assert entry["hanlm_over_bare"] == 0.75  # not 5 / 7.25 from the summed seconds
+    assert entry["hanlm_over_bare_cpu"] == 0.8 and entry["bare_mb_per_second"] == 2.0
+    assert entry["bare_peak_rss_mb"] == 300.0 and entry["hanlm_peak_rss_mb"] == 100.0
