@@ -362,6 +362,12 @@ def test_missing_column_lists_columns_and_suggests(tmp_path):
     assert f"{jsonl}:2:" in error_of(jsonl)
 
 
+def test_missing_text_column_suggests_the_column_that_holds_text(tmp_path):
+    """NSMC raw's header: spelling alone would point --text-column at 'date'."""
+    path = write(tmp_path / "r.tsv", "review_id\tmovie_id\trating\tdate\treview\n1\t2\t10\td\t가\n")
+    assert "did you mean --text-column review?" in error_of(path)
+
+
 def test_row_with_wrong_field_count(tmp_path):
     path = write(tmp_path / "c.tsv", "id\ttext\n1\t가\n2\t나\t다\n")
     assert f"{path}:3:" in error_of(path)

@@ -710,8 +710,13 @@ def _column_indices(
     return text_at, index(cfg.id_column, "--id-column"), index(cfg.group_column, "--group-column")
 
 
+# Columns that hold the text in common Korean datasets (NSMC: document; NSMC raw: review).
+_TEXT_COLUMNS = ("text", "document", "review", "sentence", "content", "body", "comment")
+
+
 def _missing_column(name: str, present: list[str], flag: str, path: str, line: int) -> HanlmError:
-    close = difflib.get_close_matches(name, present, n=1, cutoff=0.3)
+    known = [c for c in present if c.lower() in _TEXT_COLUMNS] if flag == "--text-column" else []
+    close = known or difflib.get_close_matches(name, present, n=1, cutoff=0.3)
     hint = f"; did you mean {flag} {close[0]}?" if close else f"; pass {flag}"
     return HanlmError(
         f"no column {name!r} (columns: {', '.join(present)}){hint}", path=path, line=line
