@@ -426,7 +426,7 @@ def _read_lines(
 _BATCH = 1024  # lines or records normalised together
 
 
-def _batches(items: Iterable, size: int = _BATCH) -> Iterator[list]:
+def batched(items: Iterable, size: int = _BATCH) -> Iterator[list]:
     """Lists of up to ``size`` items; when reading stops at a bad line (HanlmError), the items
     before it are still passed on first, so the work done on them is not lost."""
     batch: list = []
@@ -447,7 +447,7 @@ def _batches(items: Iterable, size: int = _BATCH) -> Iterator[list]:
 def _normalized_lines(
     lines: Iterable[tuple[int, str]], stats: CorpusStats
 ) -> Iterator[tuple[int, str]]:
-    for batch in _batches(lines):
+    for batch in batched(lines):
         texts = normalize_many([line for _, line in batch], stats.normalize)
         yield from zip((lineno for lineno, _ in batch), texts, strict=True)
 
@@ -579,7 +579,7 @@ def _read_table(
 ) -> Iterator[_Record]:
     rows = _tsv_rows(path, lines) if fmt == "tsv" else _csv_rows(path, lines)
     header: list[str] = []
-    for batch in _batches(rows):
+    for batch in batched(rows):
         kept: list[tuple[int, list[str]]] = []
         stop: HanlmError | None = None  # raised once the rows before it are passed on
         for first, last, row in batch:

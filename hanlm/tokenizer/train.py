@@ -20,7 +20,7 @@ from tqdm import tqdm
 import hanlm
 from hanlm.config import opt, to_dict
 from hanlm.errors import HanlmError, write_skipped
-from hanlm.text import SKIPPED_FILE, CorpusConfig, CorpusStats, read_texts
+from hanlm.text import SKIPPED_FILE, CorpusConfig, CorpusStats, batched, read_texts
 from hanlm.tokenizer.format import (
     CONFIG_FILE,
     CONTINUATION,
@@ -139,7 +139,7 @@ def _write_texts(cfg: TokenizerTrainConfig, stats: CorpusStats, path: Path) -> t
     counts: Counter = Counter()
     n = 0
     with path.open("w", encoding="utf-8") as f:
-        for batch in _batches(texts, _COUNT_BATCH):
+        for batch in batched(texts, _COUNT_BATCH):
             lines = [" ".join(text.split()) for text in batch]
             f.writelines(line + "\n" for line in lines)
             counts.update(normalizer.normalize_str(" ".join(lines)))
@@ -202,14 +202,8 @@ def _canonical(trained: Tokenizer) -> Tokenizer:
 
 
 def _kiwi_split_batches(texts: Iterable[str]) -> Iterator[str]:
-    for batch in _batches(texts, _KIWI_BATCH):
+    for batch in batched(texts, _KIWI_BATCH):
         yield from kiwi_split(batch)
-
-
-def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    iterator = iter(items)
-    while batch := list(itertools.islice(iterator, size)):
-        yield batch
 
 
 def _meta(
