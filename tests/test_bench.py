@@ -174,7 +174,7 @@ def test_data_build_ratios_are_medians_of_within_pair_ratios():
 
     def run(seconds, cpu, rss=100.0):
         return {"seconds": seconds, "cpu_seconds": cpu, "bytes": 2_000_000, "peak_rss_mb": rss,
-                "peak_rss_children_mb": rss / 2}
+                "peak_rss_children_mb": rss / 2, "fast_seconds": seconds / 2, "fast_cpu_seconds": cpu / 2}
 
     pairs = [{"bare": run(1.0, 2.0), "hanlm": run(2.0, 4.0)},       # 50%
              {"bare": run(3.0, 6.0, 300.0), "hanlm": run(4.0, 6.0)},  # 75% (a slow minute for both)
@@ -184,3 +184,4 @@ def test_data_build_ratios_are_medians_of_within_pair_ratios():
     assert entry["hanlm_over_bare"] == 0.75  # not 5 / 7.25 from the summed seconds
     assert entry["hanlm_over_bare_cpu"] == 0.8 and entry["bare_mb_per_second"] == 2.0
     assert entry["bare_peak_rss_mb"] == 300.0 and entry["hanlm_peak_rss_mb"] == 100.0
+    assert entry["hanlm_over_bare_fast_each"] == [0.25, 0.375, 0.4] and entry["hanlm_over_bare_fast"] == 0.375

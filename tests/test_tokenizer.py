@@ -233,17 +233,39 @@ def _eojeol_by_eojeol(raw: Tokenizer, text: str) -> tuple[list[int], list[bool]]
 
 def _random_texts(n: int) -> list[str]:
     rng = np.random.default_rng(0)
-    alphabet = list("가나다라한국어 .,!?abcXYZ09中日\t\n\u3000\u200b\u00a0😀\u0301\x1c\x85-'\"")
+    alphabet = list("가나다라한국어 .,!?abcXYZ09中日\t\n\u3000\u200b\u00a0😀\u0301\x1c\x85-'\"[]=\u0338\u00ad")
     return ["".join(rng.choice(alphabet, size=rng.integers(0, 30))) for _ in range(n)]
 
 
 def test_encode_words_whole_texts_match_the_eojeol_definition(tok):
-    assert tok._unsplit is not None  # hanlm's tokenizers take the unsplit path
+    assert tok._classes is not None  # hanlm's tokenizers take the whole-text path
     texts = VARIED + _random_texts(400)
     for text, (ids, starts) in zip(texts, tok.encode_words(texts), strict=True):
         assert ids.dtype == np.int32 and starts.dtype == bool
         assert (ids.tolist(), starts.tolist()) == _eojeol_by_eojeol(tok._tokenizer, text), repr(text)
     assert tok.encode_words([]) == []
+
+
+def test_char_classes_are_what_the_tokenizer_does_with_each_character(tok):
+    from hanlm.tokenizer import char_classes as cc
+
+    text = "가 .中\x1cé\u00ad\u3000"
+    classes = cc.CharClasses(tok._tokenizer).of(np.array([ord(c) for c in text], np.uint32))
+    assert classes.tolist() == [cc.JOINS, cc.SEPARATES, cc.ALONE, cc.ALONE, cc.VANISHES, cc.JOINS,
+                                cc.VANISHES, cc.SEPARATES]
+    # words of "가 .中x": 가 / . / 中 / x
+    starts = cc.word_starts(np.array([cc.JOINS, cc.SEPARATES, cc.ALONE, cc.ALONE, cc.JOINS]))
+    assert starts.tolist() == [True, False, True, True, True]
+
+
+def test_encode_words_pre_splits_only_the_texts_it_cannot_count_exactly(tok, monkeypatch):
+    redone: list[str] = []
+    split = tok._encode_split
+    monkeypatch.setattr(tok, "_encode_split", lambda texts: redone.extend(texts) or split(texts))
+    plain = [SENTENCE, "KBS 기자(記者)가 中國語를... 'quote' 😀 👍🏽", "", "  가  나\t다 \n라\u3000마"]
+    odd = ["[MASK] 가", "가\x1c나", "가\u00ad 나", "가 \u00ad나"]
+    tok.encode_words(plain + odd)
+    assert redone == odd
 
 
 def test_encode_words_keeps_pre_splitting_for_other_pre_tokenizers(tok_dir):
@@ -252,7 +274,7 @@ def test_encode_words_keeps_pre_splitting_for_other_pre_tokenizers(tok_dir):
     raw = _raw(tok_dir)
     raw.pre_tokenizer = pre_tokenizers.Metaspace()  # "▁" words: not what the eojeols would give
     foreign = KoreanTokenizer(tok_dir, raw, "none")
-    assert foreign._unsplit is None
+    assert foreign._classes is None
     for text, (ids, starts) in zip(VARIED, foreign.encode_words(VARIED), strict=True):
         assert (ids.tolist(), starts.tolist()) == _eojeol_by_eojeol(foreign._tokenizer, text)
 

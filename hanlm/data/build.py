@@ -4,7 +4,8 @@ The corpus is read once, in order, and cut into chunks of about `chunk_chars` ch
 chunk becomes one train shard (and one eval shard). While the main process reads, worker
 processes tokenize what it has read so far, in pieces of about `_PIECE_CHARS` characters, so
 reading and tokenizing overlap even in a corpus of a single chunk; the main process then pairs
-and writes each chunk once its pieces are back (pairing costs a small fraction of tokenizing).
+and writes each chunk once its pieces are back and the next chunk has been read and sent, so the
+workers tokenize while it pairs (pairing costs a small fraction of tokenizing).
 A chunk's output depends only on its documents, the seed and its index, so the result is
 identical for any number of workers, and a killed build resumed with `--resume` reuses the
 shards already written (their documents are read again, not tokenized). NotNext partners are
@@ -138,11 +139,8 @@ def _encode_piece(texts: list[str], tok: KoreanTokenizer | None = None
     with the worker's tokenizer unless given one."""
     tok = tok or _TOKENIZER
     assert tok is not None
-    encoded = tok.encode_words(texts)
-    if not encoded:
-        return np.zeros(0, np.int32), np.zeros(0, bool), []
-    return (np.concatenate([e[0] for e in encoded]), np.concatenate([e[1] for e in encoded]),
-            [e[0].size for e in encoded])
+    ids, starts, counts = tok.encode_words_flat(texts)
+    return ids, starts, counts.tolist()
 
 
 class _Piece:
@@ -378,7 +376,8 @@ def _run_chunks(
     with contextlib.ExitStack() as stack:
         submit = _tokenizing(tok, workers, stack)
         indexed = assign_chunks(documents, cfg.chunk_chars)
-        for chunk in _tokenized_chunks(indexed, submit, finished.__contains__, limit):
+        chunks = _tokenized_chunks(indexed, submit, finished.__contains__, limit)
+        for chunk in _one_behind(chunks):
             stats = _done(out, chunk.index)  # written by an interrupted run with the same settings
             if stats is None:
                 stats = write_chunk(chunk, job_cfg, out, tok)
@@ -389,6 +388,19 @@ def _run_chunks(
     if not results:
         raise HanlmError("the corpus holds no documents", path=", ".join(cfg.corpus))
     return results
+
+
+def _one_behind(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    """Each chunk once the next one has been read (and sent to be tokenized): while this
+    process pairs and writes a chunk, the workers have the next one to tokenize instead of
+    waiting for it (holds two chunks, not one)."""
+    previous: Chunk | None = None
+    for chunk in chunks:
+        if previous is not None:
+            yield previous
+        previous = chunk
+    if previous is not None:
+        yield previous
 
 
 def _summarise(

@@ -12,6 +12,8 @@ import numpy as np
 from tokenizers import Tokenizer, models
 
 from hanlm.errors import HanlmError
+from hanlm.tokenizer import char_classes
+from hanlm.tokenizer.char_classes import CharClasses
 from hanlm.tokenizer.format import (
     META_FILE,
     SPECIAL_TOKENS,
@@ -55,7 +57,11 @@ class KoreanTokenizer:
         )
         self.special_ids = frozenset(vocab[t] for t in SPECIAL_TOKENS)
         self.fingerprint = fingerprint(tokens_by_id(tokenizer))
-        self._unsplit = _raw_text_check(tokenizer)
+        self._classes = CharClasses(tokenizer) if _whole_texts_possible(tokenizer) else None
+        # Whether each id is a word's first piece (no "##"; [UNK] too): one per word.
+        prefix = tokenizer.model.continuing_subword_prefix
+        self._first_piece = np.ones(max(vocab.values()) + 1, dtype=bool)
+        self._first_piece[[i for t, i in vocab.items() if t.startswith(prefix)]] = False
 
     @classmethod
     def load(cls, directory: str | Path) -> KoreanTokenizer:
@@ -81,20 +87,28 @@ class KoreanTokenizer:
 
     def encode_words(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         """For each text: (token ids as int32, without [CLS]/[SEP]; True where a token starts an
-        eojeol of the original text, i.e. a whitespace-delimited word, punctuation included).
+        eojeol of the original text, i.e. a whitespace-delimited word, punctuation included)."""
+        ids, starts, counts = self.encode_words_flat(texts)
+        edges = [0, *np.cumsum(counts).tolist()]
+        return [(ids[lo:hi], starts[lo:hi]) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+
+    def encode_words_flat(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`encode_words` for a whole batch at once: every text's ids and eojeol starts back to
+        back, and each text's token count.
 
         With hanlm's own vocabularies (``BertPreTokenizer``, which splits on whitespace anyway)
-        the texts are encoded as they are, in one ``encode_batch`` call, and each token's eojeol
-        is read off its start offset in one vectorised pass over the whole batch. Otherwise (kiwi
-        pieces, or a foreign pre-tokenizer) the texts are pre-split into eojeols (or kiwi
-        morpheme pieces of them), encoded as pre-tokenized input, and the tokens' word ids map
-        back to the eojeols. Both give the same ids and starts where both apply.
+        the texts are encoded as they are, in one ``encode_batch_fast`` call, and each token's
+        eojeol is read off the characters in one vectorised pass over the whole batch
+        (char_classes says how). Otherwise (kiwi pieces, or a foreign pre-tokenizer) the texts
+        are pre-split into eojeols (or kiwi morpheme pieces of them), encoded as pre-tokenized
+        input, and the tokens' word ids map back to the eojeols. Both give the same ids and
+        starts where both apply.
         """
         if not texts:
-            return []
-        if self.pretokenize == "kiwi" or self._unsplit is None:
-            return self._encode_split(texts)
-        return self._encode_raw(texts, self._unsplit)
+            return np.zeros(0, np.int32), np.zeros(0, bool), np.zeros(0, np.int64)
+        if self.pretokenize == "kiwi" or self._classes is None:
+            return _flat(self._encode_split(texts))
+        return self._encode_raw(texts, self._classes)
 
     def _encode_split(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         if self.pretokenize == "kiwi":
@@ -109,41 +123,45 @@ class KoreanTokenizer:
             for enc, eojeols in zip(encodings, split, strict=True)
         ]
 
-    def _encode_raw(
-        self, texts: list[str], unsplit: np.ndarray
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
-        # The batch as one array of code points, texts separated by a newline (a whitespace,
+    def _encode_raw(self, texts: list[str], classes: CharClasses) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Whole texts through ``encode_batch_fast`` (no offsets: see char_classes); each
+        token's eojeol read off the characters. A text whose pre-tokenizer words could not be
+        counted exactly on its characters goes the pre-split way."""
+        # The batch as one array of code points, each text followed by a newline (a separator,
         # so every text starts a new eojeol); `base` is where each text starts in it.
-        codes = np.frombuffer("\n".join(texts).encode("utf-32-le", "surrogatepass"), np.uint32)
-        codes = np.minimum(codes, _SPACE.size - 1)  # nothing above U+3000 is whitespace
-        lengths = np.fromiter(map(len, texts), np.int64, len(texts))
-        base = np.zeros(len(texts), np.int64)
-        np.cumsum(lengths[:-1] + 1, out=base[1:])
-        encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+        joined = "\n".join(texts) + "\n"
+        codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), np.uint32)
+        lengths = np.fromiter(map(len, texts), np.int64, len(texts)) + 1
+        char_edges = np.zeros(len(texts) + 1, np.int64)
+        np.cumsum(lengths, out=char_edges[1:])
+        encodings = self._tokenizer.encode_batch_fast(texts, add_special_tokens=False)
         counts = np.fromiter(map(len, encodings), np.int64, len(encodings))
-        total = int(counts.sum())
-        ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), np.int32, total)
-        first = np.fromiter((o[0] for e in encodings for o in e.offsets), np.int64, total)
-        # The eojeol of every character: a running count of the eojeol starts (a non-space
-        # character at the beginning or after a space), as eojeol_spans finds them.
-        space = _SPACE[codes]
-        word_start = ~space
-        word_start[1:] &= space[:-1]
-        eojeol = np.cumsum(word_start, dtype=np.int64)
-        owner = eojeol[np.repeat(base, counts) + first]
-        starts = np.ones(total, dtype=bool)
-        starts[1:] = owner[1:] != owner[:-1]
-        # (A text's first token always starts a word: the newline before it ends the last one.)
-        edges = [0, *np.cumsum(counts).tolist()]
-        out = [(ids[lo:hi], starts[lo:hi]) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
-        # Whitespace the tokenizer does not split on (BertNormalizer drops \x0b, \x0c,
-        # \x1c-\x1f and \x85 as control characters) joins words the eojeol split keeps apart.
-        odd = np.flatnonzero(unsplit[codes])
-        if odd.size:
-            redo = np.unique(np.searchsorted(base, odd, side="right") - 1).tolist()
-            for k, encoded in zip(redo, self._encode_split([texts[k] for k in redo]), strict=True):
-                out[k] = encoded
-        return out
+        token_edges = np.zeros(len(texts) + 1, np.int64)
+        np.cumsum(counts, out=token_edges[1:])
+        ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), np.int32, int(token_edges[-1]))
+        # An eojeol starts at a non-space character at the beginning or after a space, as
+        # eojeol_spans finds them; a pre-tokenizer word starts one when its first character does.
+        space = _SPACE[np.minimum(codes, _SPACE.size - 1)]  # nothing above U+3000 is a space
+        eojeol_start = ~space
+        eojeol_start[1:] &= space[:-1]
+        char_class = classes.of(codes)
+        word_start = char_classes.word_starts(char_class)
+        first_piece = self._first_piece[ids]
+        # Exact only where each word gave one first piece: no character that vanishes or is
+        # odd, no space the pre-tokenizer keeps inside a word, no special token written in
+        # the text (it turns "[", "MASK", "]" into one token), as many words as first pieces.
+        odd = (char_class >= char_classes.VANISHES) | (space & (char_class != char_classes.SEPARATES))
+        exact = (_per_text(odd, char_edges) == 0) & (
+            _per_text(word_start, char_edges) == _per_text(first_piece, token_edges))
+        starts = np.zeros(ids.size, dtype=bool)
+        starts[first_piece & np.repeat(exact, counts)] = eojeol_start[word_start & np.repeat(exact, lengths)]
+        redo = np.flatnonzero(~exact).tolist()
+        if not redo:
+            return ids, starts, counts
+        out = [(ids[lo:hi], starts[lo:hi]) for lo, hi in zip(token_edges[:-1], token_edges[1:], strict=True)]
+        for k, encoded in zip(redo, self._encode_split([texts[k] for k in redo]), strict=True):
+            out[k] = encoded
+        return _flat(out)
 
     def hf(self) -> PreTrainedTokenizerFast:
         """The same tokenizer as stock ``transformers`` loads it (``AutoTokenizer``)."""
@@ -170,30 +188,37 @@ def _with_word_starts(
     return np.asarray(ids, dtype=np.int32), starts
 
 
-def _raw_text_check(tokenizer: Tokenizer) -> np.ndarray | None:
-    """Whether whole texts can be encoded instead of their eojeols: None if not, else the
-    whitespace characters (a mask like ``_SPACE``) the tokenizer does not split on, whose texts
-    still go the pre-split way.
+def _whole_texts_possible(tokenizer: Tokenizer) -> bool:
+    """Whether whole texts can be encoded instead of their eojeols.
 
     Needs BERT's pre-tokenizer (it splits on whitespace, so a text's words are its eojeols'
-    words) and normalizers that work character by character (checked by name, then on every
-    whitespace character).
+    words), normalizers that work character by character (checked by name), a space that
+    separates words, and no added tokens but BERT's bracketed special tokens (one written in a
+    text can only lower its count of first pieces, which the count check then sees).
     """
     spec = json.loads(tokenizer.to_str())
     if (spec.get("pre_tokenizer") or {}).get("type") != "BertPreTokenizer":
-        return None
+        return False
     norm = spec.get("normalizer") or {}
     parts = norm.get("normalizers", []) if norm.get("type") == "Sequence" else [norm] if norm else []
     if any(part.get("type") not in _LOCAL_NORMALIZERS for part in parts):
-        return None
-    unsplit = np.zeros_like(_SPACE)
-    for code in np.flatnonzero(_SPACE):
-        text = f"x{chr(code)}y"
-        if tokenizer.normalizer is not None:
-            text = tokenizer.normalizer.normalize_str(text)
-        words = [w for w, _ in tokenizer.pre_tokenizer.pre_tokenize_str(text)]
-        unsplit[code] = words != ["x", "y"]
-    return None if unsplit[ord(" ")] else unsplit
+        return False
+    added = {t.content for t in tokenizer.get_added_tokens_decoder().values()}
+    if not added <= set(SPECIAL_TOKENS):
+        return False
+    return CharClasses(tokenizer).of(np.array([ord(" ")], np.uint32))[0] == char_classes.SEPARATES
+
+
+def _flat(encoded: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (np.concatenate([e[0] for e in encoded]), np.concatenate([e[1] for e in encoded]),
+            np.fromiter((e[0].size for e in encoded), np.int64, len(encoded)))
+
+
+def _per_text(flags: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """How many flags are set in each [edges[k], edges[k + 1]) (empty ranges count 0)."""
+    running = np.zeros(flags.size + 1, np.int64)
+    np.cumsum(flags, out=running[1:])
+    return running[edges[1:]] - running[edges[:-1]]
 
 
 def _read_tokenizer(directory: Path) -> Tokenizer:
