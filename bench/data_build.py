@@ -159,8 +159,8 @@ def main(argv: list[str] | None = None) -> dict | None:
         result = child_bare(*rest) if kind == "bare" else child_hanlm(*rest)
         print(json.dumps(result | peak_memory()))
         return None
-    # A build holds one chunk (--chunk-chars, 4M characters ~ 170K reviews) per worker: memory
-    # can only be shown flat with sizes of one chunk and more.
+    # A build's main process holds at most two chunks (--chunk-chars, 4M characters ~ 170K
+    # reviews), its workers a piece each: memory can only be shown flat with sizes of a chunk and more.
     base = args.reviews or (25_000 if args.quick else 170_000)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
