@@ -11,8 +11,10 @@ import argparse
 import importlib
 import logging
 import os
+import shlex
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from hanlm import config
 from hanlm.errors import HanlmError
@@ -197,6 +199,16 @@ def _find_verb(argv: list[str]) -> str | None:
         if len(words) >= n and name in VERBS:
             return name
     return None
+
+
+def command_line(fallback: str) -> str:
+    """The command as a user would type it again (`hanlm VERB …`) when this process was started
+    from the command line (the `hanlm` script, `python -m hanlm` or `python -m hanlm.cli`);
+    `fallback` when it was not (a call of the Python API)."""
+    entry = Path(sys.argv[0])
+    if entry.name in ("hanlm", "__main__.py") or entry.parts[-2:] == ("hanlm", "cli.py"):
+        return shlex.join(["hanlm", *sys.argv[1:]])
+    return fallback
 
 
 if __name__ == "__main__":

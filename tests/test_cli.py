@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from hanlm.demo import embedded_corpus
 
 
@@ -135,3 +137,13 @@ def test_offline_is_set_before_huggingface_hub_reads_it(tmp_path: Path):
                            capture_output=True, text=True, timeout=300, env=env,
                            cwd=Path(__file__).resolve().parents[1])
         assert r.returncode == 0 and r.stdout.strip() == mode, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("argv0", ["/venv/bin/hanlm", "/src/hanlm/__main__.py", "/src/hanlm/cli.py"])
+def test_command_line_is_the_hanlm_command_however_it_was_started(monkeypatch, argv0):
+    from hanlm.cli import command_line
+
+    monkeypatch.setattr(sys, "argv", [argv0, "study", "--pretrain-steps", "10", "--out", "a b"])
+    assert command_line("api") == "hanlm study --pretrain-steps 10 --out 'a b'"
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/pytest", "-q"])
+    assert command_line("api") == "api"

@@ -28,13 +28,13 @@ import math
 import os
 import random
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from hanlm import atomic
+from hanlm.cli import command_line
 from hanlm.config import opt
 from hanlm.errors import HanlmError
 from hanlm.study.corpora import CORPORA, Sources, build_corpora
@@ -682,16 +682,11 @@ def run_study(cfg: StudyConfig) -> int:
                                  [work / f"pretrain-{n}{p.suffix}" for p in pretrain_phases(plan)])
                                  for n in CORPORA},
                              runs=runs, baselines=baselines, timings=timings.seconds,
-                             command=_command(), wall_seconds=time.perf_counter() - started)
+                             command=command_line("hanlm.study.run.run_study (Python API)"),
+                             wall_seconds=time.perf_counter() - started)
     written = report.write(results, Path(plan.results))
     print(report.summary_text(results))
     print(f"\nwritten: {', '.join(str(p) for p in written)}")
     return 0
 
 
-def _command() -> str:
-    import shlex
-
-    if Path(sys.argv[0]).name in ("hanlm", "__main__.py"):
-        return shlex.join(["hanlm", *sys.argv[1:]])
-    return "hanlm.study.run.run_study (Python API)"

@@ -17,8 +17,6 @@ import dataclasses
 import json
 import logging
 import os
-import shlex
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ import torch
 from transformers import set_seed
 
 from hanlm import atomic, config
+from hanlm.cli import command_line
 from hanlm.config import opt
 from hanlm.errors import HanlmError, write_skipped
 from hanlm.tasks.base import Feature, ReadOptions, Task
@@ -181,10 +180,6 @@ def run_inference(task: Task, model: Any, tokenizer: Any, examples: list[Any],
     return task.decode(outputs, features, examples)
 
 
-def _command() -> str:
-    if Path(sys.argv[0]).name in ("hanlm", "__main__.py"):
-        return shlex.join(["hanlm", *sys.argv[1:]])
-    return "hanlm.tasks.run (Python API)"
 
 
 def _device() -> torch.device:
@@ -229,7 +224,7 @@ def finetune(cfg: FinetuneConfig) -> int:
         card = model_card(task=task, base_model=str(cfg.model), train_file=cfg.train,
                           dev_file=cfg.dev, split=opts.split_dev,
                           metrics=evaluation.metrics if evaluation else None, step=step,
-                          total_steps=total, command=_command())
+                          total_steps=total, command=command_line("hanlm.tasks.run (Python API)"))
         save_model_dir(m, tokenizer, out / "model", card)
         if evaluation is not None:
             atomic.write_jsonl(out / "predictions.jsonl", evaluation.predictions)
