@@ -180,8 +180,6 @@ def run_inference(task: Task, model: Any, tokenizer: Any, examples: list[Any],
     return task.decode(outputs, features, examples)
 
 
-
-
 def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 

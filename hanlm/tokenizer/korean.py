@@ -57,7 +57,7 @@ class KoreanTokenizer:
         )
         self.special_ids = frozenset(vocab[t] for t in SPECIAL_TOKENS)
         self.fingerprint = fingerprint(tokens_by_id(tokenizer))
-        self._classes = CharClasses(tokenizer) if _whole_texts_possible(tokenizer) else None
+        self._classes = _whole_text_classes(tokenizer)
         # Whether each id is a word's first piece (no "##"; [UNK] too): one per word.
         prefix = tokenizer.model.continuing_subword_prefix
         self._first_piece = np.ones(max(vocab.values()) + 1, dtype=bool)
@@ -128,7 +128,8 @@ class KoreanTokenizer:
         token's eojeol read off the characters. A text whose pre-tokenizer words could not be
         counted exactly on its characters goes the pre-split way."""
         # The batch as one array of code points, each text followed by a newline (a separator,
-        # so every text starts a new eojeol); `base` is where each text starts in it.
+        # so every text starts a new eojeol); text k's characters, newline included, are
+        # codes[char_edges[k]:char_edges[k + 1]], its tokens ids[token_edges[k]:token_edges[k + 1]].
         joined = "\n".join(texts) + "\n"
         codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), np.uint32)
         lengths = np.fromiter(map(len, texts), np.int64, len(texts)) + 1
@@ -188,8 +189,9 @@ def _with_word_starts(
     return np.asarray(ids, dtype=np.int32), starts
 
 
-def _whole_texts_possible(tokenizer: Tokenizer) -> bool:
-    """Whether whole texts can be encoded instead of their eojeols.
+def _whole_text_classes(tokenizer: Tokenizer) -> CharClasses | None:
+    """The tokenizer's character classes if whole texts can be encoded instead of their
+    eojeols, else None.
 
     Needs BERT's pre-tokenizer (it splits on whitespace, so a text's words are its eojeols'
     words), normalizers that work character by character (checked by name), a space that
@@ -198,15 +200,17 @@ def _whole_texts_possible(tokenizer: Tokenizer) -> bool:
     """
     spec = json.loads(tokenizer.to_str())
     if (spec.get("pre_tokenizer") or {}).get("type") != "BertPreTokenizer":
-        return False
+        return None
     norm = spec.get("normalizer") or {}
     parts = norm.get("normalizers", []) if norm.get("type") == "Sequence" else [norm] if norm else []
     if any(part.get("type") not in _LOCAL_NORMALIZERS for part in parts):
-        return False
+        return None
     added = {t.content for t in tokenizer.get_added_tokens_decoder().values()}
     if not added <= set(SPECIAL_TOKENS):
-        return False
-    return CharClasses(tokenizer).of(np.array([ord(" ")], np.uint32))[0] == char_classes.SEPARATES
+        return None
+    classes = CharClasses(tokenizer)
+    space = classes.of(np.array([ord(" ")], np.uint32))[0]
+    return classes if space == char_classes.SEPARATES else None
 
 
 def _flat(encoded: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
