@@ -11,7 +11,9 @@ run G showed 104,393). The runs use `bench.pretrain`'s full-mode workspace (the 
 each: the real tokens the run saw and its held-out loss at every evaluation as [step, real tokens,
 loss, own seconds]. This is the sweep behind "equal or better MLM loss after the same number of
 real tokens" in docs/BENCHMARKS.md; the seconds compare runs only on a quiet machine (each run is
-alone, not interleaved with another as in `bench.pretrain`).
+alone, not interleaved with another as in `bench.pretrain`). hanlm runs use `hanlm pretrain`'s
+defaults, whose MLM bias starts at the token frequencies; `--mlm-bias-init zeros` starts it where
+the baseline does (Hugging Face's zeros) and adds `-bias0` to the run's name.
 """
 
 from __future__ import annotations
@@ -79,6 +81,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--heldout-rows", type=int, default=FULL["heldout_rows"])
     parser.add_argument("--work", default="/tmp/hanlm-bench")
     parser.add_argument("--out", default=None, help="also append the JSON lines to this file")
+    parser.add_argument("--mlm-bias-init", choices=["unigram", "zeros"], default="unigram",
+                        help="hanlm runs' MLM bias at step 0 (`hanlm pretrain --mlm-bias-init`; "
+                             "zeros = the baseline's start)")
     args = parser.parse_args(argv)
     needed = max([r.steps * r.batch_size for r in args.runs if r.system == "baseline"], default=0)
     if needed > args.baseline_pairs:
@@ -89,12 +94,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     for run in args.runs:
         steps = run.steps if run.steps > 0 else hanlm_steps_for_tokens(run, ws.run_inputs()["data"], -run.steps)
+        name = run.name(steps) + ("-bias0" if run.system == "hanlm" and args.mlm_bias_init == "zeros" else "")
+        overrides = {**run.overrides, "mlm_bias_init": args.mlm_bias_init} if run.system == "hanlm" else {}
         spec = dict(preset=args.preset, steps=steps, eval_every=max(1, steps // 4),
-                    batch_size=run.batch_size, out=str(Path(args.work) / "runs" / "equal-tokens" / run.name(steps)),
-                    lr=run.lr, hanlm_overrides=run.overrides, **ws.run_inputs())
+                    batch_size=run.batch_size, out=str(Path(args.work) / "runs" / "equal-tokens" / name),
+                    lr=run.lr, hanlm_overrides=overrides, **ws.run_inputs())
         result = run_alone(spec, run.system)
         seconds, tokens, losses = loss_curve(result)
-        row = {"run": run.name(steps), "real_tokens": int(tokens[-1]), "final_loss": round(float(losses[-1]), 4),
+        row = {"run": name, "real_tokens": int(tokens[-1]), "final_loss": round(float(losses[-1]), 4),
                "evals": [[e["step"], int(t), round(float(loss), 4), round(float(s), 1)]
                          for e, t, loss, s in zip(result["evals"], tokens, losses, seconds, strict=True)]}
         print(json.dumps(row), flush=True)

@@ -149,6 +149,13 @@ def test_equal_tokens_bench_runs_each_system_alone(tmp_path):
     assert [len(b["lengths"]) for b in batches[:4]] == [1, 2, 3, 4][: len(batches[:4])]
     seen = np.cumsum([sum(b["lengths"]) for b in batches])
     assert seen[-1] == ramped["real_tokens"] and (steps == 1 or seen[-2] < 300)
+    # hanlm starts its MLM bias at the token frequencies (its default), the baseline at zeros
+    (zeros,) = equal_tokens.main(["hanlm:2:1e-3:4", "--mlm-bias-init", "zeros", "--preset", "tiny", "--reviews",
+                                  "1500", "--vocab-size", "600", "--baseline-pairs", "8", "--heldout-rows", "16",
+                                  "--work", str(tmp_path / "work")])
+    assert zeros["run"] == "hanlm-2-0.001-4-bias0"
+    start = {r["run"]: r["evals"][0][2] for r in (rows[0], rows[1], zeros)}
+    assert start["hanlm-2-0.001-4"] < min(start["baseline-2-0.001-4"], start["hanlm-2-0.001-4-bias0"]) - 0.5
     with pytest.raises(SystemExit):  # 3 x 4 baseline rows from 8 drawn examples
         equal_tokens.main(["baseline:3:1e-3:4", "--baseline-pairs", "8", "--work", str(tmp_path / "work")])
 
@@ -185,3 +192,19 @@ def test_data_build_ratios_are_medians_of_within_pair_ratios():
     assert entry["hanlm_over_bare_cpu"] == 0.8 and entry["bare_mb_per_second"] == 2.0
     assert entry["bare_peak_rss_mb"] == 300.0 and entry["hanlm_peak_rss_mb"] == 100.0
     assert entry["hanlm_over_bare_fast_each"] == [0.25, 0.375, 0.4] and entry["hanlm_over_bare_fast"] == 0.375
+
+
+def test_time_to_loss_says_when_hanlm_starts_below_the_baselines_final_loss():
+    from bench.pretrain import time_to_loss
+
+    def result(losses, seconds):
+        return {"batches": [{"lengths": [10, 20]}] * 4, "evals": [
+            {"step": 2 * k, "seconds": s, "all": loss} for k, (loss, s) in enumerate(zip(losses, seconds, strict=True))]}
+
+    base = result([10.4, 9.0, 8.4], [0.0, 10.0, 20.0])
+    zeros = time_to_loss(base, result([10.4, 8.4, 8.0], [0.0, 2.0, 4.0]))
+    assert zeros["speedup"] == pytest.approx(10.0) and not zeros["hanlm_below_target_at_step_0"]
+    assert zeros["hanlm_loss_at_baseline_tokens"] == 8.0 and zeros["baseline_real_tokens"] == 120
+    unigram = time_to_loss(base, result([8.0, 7.9, 7.8], [0.0, 2.0, 4.0]))
+    assert unigram["hanlm_seconds"] == 0.0 and unigram["speedup"] is None
+    assert unigram["hanlm_below_target_at_step_0"]

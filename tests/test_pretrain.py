@@ -74,7 +74,7 @@ def test_pretraining_dropout_is_apart_from_the_exported_config(data_dir, tmp_pat
 
     tok = KoreanTokenizer.load(data_dir / "tokenizer")
     model = _build_model(PretrainConfig(data=str(data_dir), out=str(tmp_path), preset="tiny"), tok,
-                         read_meta(data_dir))
+                         read_meta(data_dir), torch.zeros(tok.vocab_size))
     rates = {m.p for m in model.modules() if isinstance(m, nn.Dropout)}
     assert rates == {0.0}
     assert model.config.hidden_dropout_prob == 0.1 == model.config.attention_probs_dropout_prob
@@ -196,3 +196,32 @@ def test_context_gain_is_zero_for_a_model_that_only_knows_token_frequencies(data
     assert metrics["mlm_unigram_loss"] > 1.0
     assert metrics["mlm_masked_loss"] == pytest.approx(metrics["mlm_unigram_loss"], abs=1e-4)
     assert metrics["mlm_context_gain"] == pytest.approx(0.0, abs=1e-4)
+
+
+def test_a_new_model_predicts_token_frequencies_before_its_first_step(data_dir, tmp_path):
+    """Default --mlm-bias-init unigram: the MLM bias (tied to the decoder's) starts at the train
+    split's log frequencies, so step 0 already scores the unigram loss instead of ln V;
+    `zeros` keeps Hugging Face's start, and --init-from keeps the loaded model's bias."""
+    from hanlm.data.shards import ShardReader, read_meta
+    from hanlm.tokenizer import KoreanTokenizer
+    from hanlm.train.pretrain import PretrainConfig, _build_model, unigram_log_probs
+
+    tok = KoreanTokenizer.load(data_dir / "tokenizer")
+    unigram = unigram_log_probs(ShardReader(data_dir, "train"), tok.vocab_size, tok.special_ids)
+
+    def bias(**overrides) -> torch.Tensor:
+        cfg = PretrainConfig(data=str(data_dir), out=str(tmp_path), preset="tiny", **overrides)
+        head = _build_model(cfg, tok, read_meta(data_dir), unigram).bert.cls.predictions
+        assert head.decoder.bias is head.bias
+        return head.bias.detach()
+
+    assert torch.allclose(bias(), unigram.float())
+    assert unigram.max() - unigram.min() > 3  # frequencies that differ, so the check can fail
+    assert torch.equal(bias(mlm_bias_init="zeros"), torch.zeros(tok.vocab_size))
+    run = tmp_path / "run"
+    hanlm("pretrain", "--data", str(data_dir), "--out", str(run), *TINY, "--max-steps", "1",
+          "--mlm-bias-init", "zeros")
+    hanlm("export", str(run), "--out", str(tmp_path / "model"))
+    loaded = bias(init_from=str(tmp_path / "model"))
+    assert not torch.allclose(loaded, unigram.float(), atol=0.5)
+    assert torch.equal(loaded, load_file(tmp_path / "model" / "model.safetensors")["cls.predictions.bias"])

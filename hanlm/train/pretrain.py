@@ -74,6 +74,9 @@ class PretrainConfig:
     export_dropout: float = opt(
         0.1, "dropout written into a new model's config, which fine-tuning reads (BERT's 0.1)",
         min=0)
+    mlm_bias_init: Literal["unigram", "zeros"] = opt(
+        "unigram", "a new model's MLM output bias: the log frequencies of the training tokens "
+        "(it starts where the early MLM plateau ends, docs/BENCHMARKS.md) or zeros (Hugging Face)")
     init_from: str | None = opt(None, "start from this Hugging Face BERT directory (continued pretraining)")
     trust_pickle: bool = opt(False, "allow --init-from pickle (pytorch_model.bin) weights, which can run code")
     precision: Literal["auto", "fp32", "bf16"] = opt("auto", "auto = bf16 on GPUs that have it, else fp32")
@@ -162,10 +165,26 @@ def _write_run_files(out: Path, cfg: PretrainConfig, identity: dict, meta: dict,
     atomic.write_text(out / "run.json", json.dumps(run, indent=2, ensure_ascii=False, default=str))
 
 
-def _build_model(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict) -> PretrainingModel:
+def _build_model(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict,
+                 unigram: torch.Tensor) -> PretrainingModel:
     model = _new_or_loaded_model(cfg, tok, meta)
+    if not cfg.init_from and cfg.mlm_bias_init == "unigram":
+        init_mlm_bias(model, unigram)
     set_dropout(model, cfg.dropout)
     return model
+
+
+def init_mlm_bias(model: PretrainingModel, log_probs: torch.Tensor) -> None:
+    """Start the MLM output bias at the log frequencies of the tokens it will predict.
+
+    Hugging Face starts it at zeros, so a new BERT predicts every token as likely (loss ln V)
+    and spends its first few hundred optimizer steps learning token frequencies into the bias
+    (the early plateau, docs/RESULTS.md). A masked token is drawn from the training tokens, so
+    their log frequencies are the best context-free prediction; starting there is the usual
+    "initialise the output to the prior" advice. The model stays a stock BertForPreTraining
+    (the bias is a normal parameter, tied to the decoder's)."""
+    with torch.no_grad():
+        model.bert.cls.predictions.bias.copy_(log_probs.to(model.bert.cls.predictions.bias.dtype))
 
 
 def _new_or_loaded_model(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict) -> PretrainingModel:
@@ -361,7 +380,7 @@ def pretrain(cfg: PretrainConfig, on_step: Callable[[int, PretrainingModel], Non
     unigram = unigram_log_probs(train_reader, tok.vocab_size, tok.special_ids)
     collate = Collator(pad_id=tok.pad_id, mask_id=tok.mask_id, special_ids=tok.special_ids,
                        vocab_size=tok.vocab_size, masking=cfg.masking, seed=cfg.seed)
-    model = _build_model(cfg, tok, meta)
+    model = _build_model(cfg, tok, meta, unigram)
     optimizer = build_optimizer(model, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.max_steps)
 
