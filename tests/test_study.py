@@ -170,7 +170,7 @@ def test_pretrain_phases_keep_the_tokens_per_step_and_the_step_budget():
     plan = resolve(StudyConfig())
     short, long = pretrain_phases(plan)
     assert short.max_len * short.batch_size == long.max_len * long.batch_size
-    assert short.steps + long.steps == plan.pretrain_steps and short.steps == 3500
+    assert short.steps + long.steps == plan.pretrain_steps and short.steps == 5000
     assert long.init_from == short.suffix and short.init_from is None
     assert len(pretrain_phases(resolve(StudyConfig(short_len=0)))) == 1
     assert len(pretrain_phases(resolve(StudyConfig(short_len=128)))) == 1
