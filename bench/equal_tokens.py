@@ -25,6 +25,7 @@ from pathlib import Path
 
 from bench import corpus
 from bench.pretrain import FULL, loss_curve, run_alone, steps_for_tokens
+from bench.systems import add_mlm_bias_init_option
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--heldout-rows", type=int, default=FULL["heldout_rows"])
     parser.add_argument("--work", default="/tmp/hanlm-bench")
     parser.add_argument("--out", default=None, help="also append the JSON lines to this file")
-    parser.add_argument("--mlm-bias-init", choices=["unigram", "zeros"], default="unigram",
-                        help="hanlm runs' MLM bias at step 0 (`hanlm pretrain --mlm-bias-init`; "
-                             "zeros = the baseline's start)")
+    add_mlm_bias_init_option(parser, help="hanlm runs' MLM bias at step 0 (`hanlm pretrain "
+                             "--mlm-bias-init`; zeros = the baseline's start)")
     args = parser.parse_args(argv)
     needed = max([r.steps * r.batch_size for r in args.runs if r.system == "baseline"], default=0)
     if needed > args.baseline_pairs:

@@ -26,7 +26,7 @@ import numpy as np
 from bench import corpus
 from bench.common import Turns, machine, print_comparison, write_json
 from bench.flops import Dims, step_flops
-from bench.systems import RunSpec, run_ceiling, worker
+from bench.systems import RunSpec, add_mlm_bias_init_option, run_ceiling, worker
 from hanlm.model.presets import PRESETS
 from hanlm.train.optim import OptimConfig
 
@@ -278,9 +278,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--vocab-size", type=int, default=32000)
     parser.add_argument("--work", default="/tmp/hanlm-bench", help="work directory (corpus subset, tokenizer, data)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    parser.add_argument("--mlm-bias-init", choices=["unigram", "zeros"], default="unigram",
-                        help="hanlm's MLM bias at step 0 (its default: token frequencies); zeros = the "
-                             "baseline's start, for time-to-loss of the engine alone")
+    add_mlm_bias_init_option(parser, help="hanlm's MLM bias at step 0 (its default: token "
+                             "frequencies); zeros = the baseline's start, for time-to-loss of the engine alone")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     mode = QUICK if args.quick else FULL

@@ -12,7 +12,10 @@ Both use the same preset dimensions, tokenizer, batch size, learning rate and sc
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import time
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +25,14 @@ from bench.common import Turns, device, peak_rss_mb, sync
 from bench.corpus import heldout_loss
 from hanlm.model.presets import PRESETS
 from hanlm.train.optim import OptimConfig
+from hanlm.train.pretrain import PretrainConfig
+
+
+def add_mlm_bias_init_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """`--mlm-bias-init` for a bench, with the choices and default of `hanlm pretrain`'s own."""
+    default = next(f.default for f in dataclasses.fields(PretrainConfig) if f.name == "mlm_bias_init")
+    choices = typing.get_args(typing.get_type_hints(PretrainConfig)["mlm_bias_init"])
+    parser.add_argument("--mlm-bias-init", choices=choices, default=default, help=help)
 
 
 @dataclass

@@ -12,9 +12,17 @@ from safetensors.torch import load_file, save_file
 
 from hanlm.errors import HanlmError
 from hanlm.study import corpora as corpora_lib
+from hanlm.study import run as study_run
 from hanlm.study.baselines import run_baseline
 from hanlm.study.corpora import Deduper, Sources, build_corpora, take_chars, text_key
-from hanlm.study.run import StudyConfig, pretrain_phases, resolve, run_specs, run_study
+from hanlm.study.run import (
+    StudyConfig,
+    check_work_dir,
+    pretrain_phases,
+    resolve,
+    run_specs,
+    run_study,
+)
 from hanlm.tasks.base import ReadOptions
 from hanlm.tasks.registry import get_task
 
@@ -178,6 +186,17 @@ def test_pretrain_phases_keep_the_tokens_per_step_and_the_step_budget():
         resolve(StudyConfig(short_share=1.5))
 
 
+def test_a_work_dir_made_by_other_code_is_reused_and_said_so(tmp_path, monkeypatch, caplog):
+    plan = resolve(StudyConfig(quick=True, work_dir=str(tmp_path / "work")))
+    first = check_work_dir(plan, overwrite=False)
+    assert first["work_dir_made_by"] == first["this_invocation"] == study_run.source_fingerprint()
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    monkeypatch.setattr(study_run, "source_fingerprint", lambda: "0" * 64)
+    second = check_work_dir(plan, overwrite=False)
+    assert second == {"work_dir_made_by": first["this_invocation"], "this_invocation": "0" * 64}
+    assert "made by other hanlm code" in caplog.text
+
+
 MICRO = dict(target_chars=150, vocab_size=200, pretrain_steps=4, pretrain_batch_size=4,
              max_len=32, short_len=16, short_share=0.5, nsmc_train=0, nsmc_test=0,
              fractions=[0.25, 1.0], klue_split="1:0.34", klue_limit=0, seeds=[1], finetune_epochs=1.0, klue_finetune_epochs=1.0,
@@ -196,6 +215,7 @@ def test_micro_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     assert len(results["runs"]) == 3 * (3 + 1)
     assert {r["model"] for r in results["runs"]} == {"review", "general", "random"}
     assert results["pretraining"]["review"]["steps"] == 4
+    assert results["source_sha256"]["work_dir_made_by"] == results["source_sha256"]["this_invocation"]
     phases = results["pretraining"]["review"]["phases"]
     assert [(p["steps"], p["batch_size"], p["max_len"]) for p in phases] == [(2, 8, 16), (2, 4, 32)]
     assert (tmp_path / "work" / "model-review-short" / "config.json").is_file()

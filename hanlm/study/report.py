@@ -149,12 +149,13 @@ def goals(table: dict, baselines: list[dict]) -> dict[str, Any]:
 
 
 def collect(*, plan: dict, corpora: dict, pretraining: dict, runs: list[dict],
-            baselines: list[dict], timings: dict, command: str, wall_seconds: float
-            ) -> dict[str, Any]:
+            baselines: list[dict], timings: dict, command: str, wall_seconds: float,
+            source: dict[str, str]) -> dict[str, Any]:
     return {
         "command": command,
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "versions": versions(), "device": device(), "plan": plan, "corpora": corpora,
+        "versions": versions(), "source_sha256": source, "device": device(), "plan": plan,
+        "corpora": corpora,
         "pretraining": pretraining, "runs": runs, "baselines": baselines,
         "summary": summarize(runs, baselines),
         "timings": {"this_invocation_seconds": round(wall_seconds, 1),
@@ -231,6 +232,10 @@ def facts_markdown(results: dict) -> str:
     lines = [f"- command: `{results['command']}`", f"- date: {results['date']}",
              f"- device: {results['device']}",
              "- versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items())]
+    source = results["source_sha256"]
+    lines.append(f"- hanlm source sha256: {source['this_invocation'][:12]}"
+                 + (f" (cached stages made by other code: {source['work_dir_made_by'][:12]})"
+                    if source["work_dir_made_by"] != source["this_invocation"] else ""))
     for name in ("review", "general"):
         c = corpora[name]
         extra = (f"; sources (characters): {', '.join(f'{k} {v:,}' for k, v in c['sources'].items())}"

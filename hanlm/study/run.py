@@ -22,6 +22,7 @@ Fine-tuning evaluates once, after the last step: no model selection on the test 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -208,8 +209,13 @@ _TASK_STAGES = ("nsmc", "finetune", "baselines")
 _TASK_FIELDS = {"nsmc_train", "nsmc_test", "fractions", "klue_split", "klue_limit"}
 
 
-def check_work_dir(plan: Plan, overwrite: bool) -> None:
-    """Refuse to mix two plans in one work directory (their caches would be stale)."""
+def check_work_dir(plan: Plan, overwrite: bool) -> dict[str, str]:
+    """Refuse to mix two plans in one work directory (their caches would be stale).
+
+    Returns the fingerprint of the hanlm source that made the work directory and of the source
+    running now: cached stages made by other code are reused (a code edit must not throw away
+    an hour of pretraining) but said so, in the log and in results.json.
+    """
     path = plan.work / "plan.json"
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
@@ -228,6 +234,28 @@ def check_work_dir(plan: Plan, overwrite: bool) -> None:
             shutil.rmtree(plan.work)
     plan.work.mkdir(parents=True, exist_ok=True)
     atomic.write_text(path, json.dumps(_jsonable(dataclasses.asdict(plan)), indent=2))
+    return _source_record(plan.work / "source.sha256")
+
+
+def source_fingerprint() -> str:
+    """sha256 of hanlm's own Python files (their paths and bytes)."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for file in sorted(root.rglob("*.py")):
+        digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
+
+
+def _source_record(path: Path) -> dict[str, str]:
+    now = source_fingerprint()
+    if not path.is_file():
+        atomic.write_text(path, now)
+    made_by = path.read_text(encoding="utf-8").strip()
+    if made_by != now:
+        logger.warning("%s was made by other hanlm code (source sha256 %s, now %s): its cached "
+                       "stages are reused as they are; delete it or choose another --work-dir to "
+                       "redo them with this code", path.parent, made_by[:12], now[:12])
+    return {"work_dir_made_by": made_by, "this_invocation": now}
 
 
 def _jsonable(value: Any) -> Any:
@@ -647,7 +675,7 @@ def run_study(cfg: StudyConfig) -> int:
     plan = resolve(cfg)
     sources = Sources(Path(plan.data))
     sources.check()
-    check_work_dir(plan, cfg.overwrite)
+    source = check_work_dir(plan, cfg.overwrite)
     log_plan(plan)
     timings = Timings(plan.work / "timings.json")
     work = plan.work
@@ -681,7 +709,7 @@ def run_study(cfg: StudyConfig) -> int:
                              pretraining={n: report.pretraining_summary(
                                  [work / f"pretrain-{n}{p.suffix}" for p in pretrain_phases(plan)])
                                  for n in CORPORA},
-                             runs=runs, baselines=baselines, timings=timings.seconds,
+                             runs=runs, baselines=baselines, timings=timings.seconds, source=source,
                              command=command_line("hanlm.study.run.run_study (Python API)"),
                              wall_seconds=time.perf_counter() - started)
     written = report.write(results, Path(plan.results))
