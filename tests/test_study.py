@@ -15,6 +15,7 @@ from hanlm.study import corpora as corpora_lib
 from hanlm.study import run as study_run
 from hanlm.study.baselines import run_baseline
 from hanlm.study.corpora import Deduper, Sources, build_corpora, take_chars, text_key
+from hanlm.study.report import goals, goals_text
 from hanlm.study.run import (
     StudyConfig,
     check_work_dir,
@@ -195,6 +196,19 @@ def test_a_work_dir_made_by_other_code_is_reused_and_said_so(tmp_path, monkeypat
     second = check_work_dir(plan, overwrite=False)
     assert second == {"work_dir_made_by": first["this_invocation"], "this_invocation": "0" * 64}
     assert "made by other hanlm code" in caplog.text
+
+
+def test_a_lead_over_tfidf_inside_the_sampling_error_is_not_a_win():
+    table = {"review": {"nsmc": {"mean": 82.5}}, "random": {"nsmc": {"mean": 79.8}},
+             "tfidf": {"nsmc": {"mean": 82.2}}}
+    tie = goals(table, [], test_examples=5000)
+    assert not tie["beats_tfidf_same_data"] and 1.0 < tie["tfidf_sampling_error_95"] < 1.1
+    assert "+0.3 points, inside the 95% sampling error of 5,000 test reviews" in goals_text(tie)
+    win = goals({**table, "review": {"nsmc": {"mean": 84.0}}}, [], test_examples=5000)
+    assert win["beats_tfidf_same_data"] and "(beaten)" in goals_text(win)
+    assert goals(table, [], test_examples=50_000)["beats_tfidf_same_data"] is False
+    assert goals({**table, "review": {"nsmc": {"mean": 82.6}}}, [],
+                 test_examples=50_000)["beats_tfidf_same_data"]
 
 
 MICRO = dict(target_chars=150, vocab_size=200, pretrain_steps=4, pretrain_batch_size=4,
