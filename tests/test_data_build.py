@@ -85,6 +85,30 @@ def test_pieces_tokenized_while_reading_give_the_same_shards(reviews, tokenizer,
         assert all(np.array_equal(x, y) for x, y in zip(whole, pieces, strict=True))
 
 
+def test_the_held_out_split_does_not_depend_on_where_the_corpus_lies(tokenizer, tmp_path, monkeypatch):
+    """Documents without ids of their own are held out by file name and line, not by the path
+    as given: the same file read from another folder, or through a relative path, gives the
+    same train and eval shards (an absolute path once changed the split of the whole study)."""
+    text = "\n\n".join("\n".join(LINES[i : i + 4]) for i in range(0, 240, 4)) + "\n"
+    builds = []
+    for folder in ("a", "b/c"):
+        corpus = tmp_path / folder / "corpus.txt"
+        corpus.parent.mkdir(parents=True)
+        corpus.write_text(text, encoding="utf-8")
+        builds.append((corpus, tmp_path / f"out-{len(builds)}"))
+    monkeypatch.chdir(tmp_path / "b")
+    builds.append((Path("c/corpus.txt"), tmp_path / "out-relative"))
+    for corpus, out in builds:
+        build_dataset(DataBuildConfig(corpus=[str(corpus)], tokenizer=str(tokenizer), out=str(out),
+                                      max_len=48, workers=1, eval_fraction=0.2,
+                                      reader=CorpusConfig(format="docs")))
+    first = builds[0][1]
+    assert len(ShardReader(first, "eval")) > 0
+    for _, out in builds[1:]:
+        for split in ("train", "eval"):
+            assert [a.tolist() for a in _all_ids(out, split)] == [a.tolist() for a in _all_ids(first, split)]
+
+
 @pytest.mark.parametrize("sizes", [[5, 5, 5, 5], [10, 1], [1, 1, 10, 1], [10, 10, 10], [3]])
 def test_chunks_close_at_the_size_and_a_last_lone_document_joins_the_chunk_before(sizes):
     from hanlm.data.build import assign_chunks

@@ -96,7 +96,7 @@ def test_docs_format_blank_lines_separate_documents(tmp_path):
     path = write(tmp_path / "c.txt", "첫 문장.\n둘째 문장.\n\n\n다음 문서.\n")
     got = docs(path)
     assert [d.sentences for d in got] == [["첫 문장.", "둘째 문장."], ["다음 문서."]]
-    assert got[1].source == f"{path}:5" and got[1].id == f"{path}:5"
+    assert got[1].source == f"{path}:5" and got[1].id == "c.txt:5"  # the id: file name, not path
 
 
 def test_gzip_is_read_transparently(tmp_path):

@@ -81,7 +81,7 @@ class CorpusConfig:
 
 @dataclass
 class Document:
-    id: str  # record/document id: id column value, wiki id, group value, or "path:line"
+    id: str  # record/document id: id column value, wiki id, group value, or "file name:line"
     sentences: list[str]  # normalised, non-empty
     source: str  # "path:line" where the document starts (for error messages)
 
@@ -127,6 +127,14 @@ class _RawDocument:
     id: str
     source: str
     texts: list[str]  # normalised, non-empty; sentences once split
+
+
+def _place_id(path: str, line: int | str) -> str:
+    """The id of a document that has none of its own: its file's name and line. Not the path as
+    given: the id decides the held-out split (hanlm.data.build), which must not change with the
+    folder a corpus is read from or with how its path was spelt (``corpus.txt``, ``./corpus.txt``,
+    an absolute path)."""
+    return f"{Path(path).name}:{line}"
 
 
 # ---------------------------------------------------------------- public readers
@@ -408,7 +416,7 @@ def _read_docs(
             continue
         stats.records += 1
         if doc is None:
-            doc = _RawDocument(id=f"{path}:{lineno}", source=f"{path}:{lineno}", texts=[])
+            doc = _RawDocument(id=_place_id(path, lineno), source=f"{path}:{lineno}", texts=[])
         doc.texts.append(text)
     if doc is not None:
         yield doc
@@ -420,7 +428,7 @@ def _read_lines(
     for lineno, text in _normalized_lines(lines, stats):
         if text:
             stats.records += 1
-            yield _RawDocument(id=f"{path}:{lineno}", source=f"{path}:{lineno}", texts=[text])
+            yield _RawDocument(id=_place_id(path, lineno), source=f"{path}:{lineno}", texts=[text])
 
 
 _BATCH = 1024  # lines or records normalised together
@@ -472,7 +480,8 @@ def _read_wiki(
                 stats.records -= len(doc.texts)
             attributes = dict(_ATTRIBUTE.findall(tag))
             doc = _RawDocument(
-                id=attributes.get("id") or f"{path}:{lineno}", source=f"{path}:{lineno}", texts=[]
+                id=attributes.get("id") or _place_id(path, lineno), source=f"{path}:{lineno}",
+                texts=[],
             )
             title = normalize(html.unescape(attributes.get("title", "")))
             continue
@@ -729,7 +738,8 @@ def _records_to_documents(
     kept = _keep_records(records, exclude, stats)
     if cfg.group_column is None:
         for r in kept:
-            yield _RawDocument(id=r.id or r.source, source=r.source, texts=[r.text])
+            yield _RawDocument(id=r.id or _place_id(*r.source.rsplit(":", 1)), source=r.source,
+                              texts=[r.text])
     else:
         yield from _group(kept, cfg.group_window)
 
