@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from safetensors.torch import load_file
 from tasks_fixtures import (
     FIXTURES,
@@ -198,6 +199,24 @@ def test_early_stopping_and_best_model(tiny_model, tmp_path):
     assert summary["best_step"] <= summary["steps"] - 2
     card = (tmp_path / "run" / "model" / "README.md").read_text(encoding="utf-8")
     assert f"Steps: {summary['best_step']} of 40" in card
+
+
+def test_dropout_is_set_for_fine_tuning_without_touching_the_base_model(tiny_model, tmp_path):
+    """--dropout overrides the model's config (the study's models carry the 0 they were
+    pretrained with): the fine-tuned model is trained with it and saved with it."""
+    files = FIXTURES["nsmc"](tmp_path / "data")
+    before = (tiny_model / "config.json").read_text(encoding="utf-8")
+    for dropout in (0.0, 0.25):
+        run_finetune("nsmc", files, tiny_model, tmp_path / f"d{dropout}", dropout=dropout,
+                     max_steps=2, eval_every=2, lr=1e-2)
+        saved = AutoConfig.from_pretrained(tmp_path / f"d{dropout}" / "model")
+        assert saved.hidden_dropout_prob == saved.attention_probs_dropout_prob == dropout
+    assert (tiny_model / "config.json").read_text(encoding="utf-8") == before
+    a = load_file(tmp_path / "d0.0" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "d0.25" / "model" / "model.safetensors")
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # the dropout was applied in training
+    with pytest.raises(HanlmError, match="below 1"):
+        run_finetune("nsmc", files, tiny_model, tmp_path / "d1", dropout=1.0, max_steps=1)
 
 
 def test_existing_run_dir_needs_resume(tiny_model, tmp_path):

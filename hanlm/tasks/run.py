@@ -79,8 +79,22 @@ class FinetuneConfig:
     out: str = opt(help="run directory to write")
     dev: str | None = opt(None, "dev file (evaluated periodically; selects the best model)")
     resume: bool = opt(False, "continue the run in --out from its latest checkpoint")
+    dropout: float | None = opt(
+        None, "dropout of hidden states and attention while fine-tuning (default: the model's "
+        "config; BERT fine-tunes with 0.1, and a model pretrained without dropout may carry 0)",
+        min=0)
     options: DataOptions = opt(factory=DataOptions, flatten=True)
     loop: TrainConfig = opt(factory=TrainConfig, flatten=True)
+
+
+def dropout_kwargs(dropout: float | None) -> dict[str, float]:
+    """`from_pretrained` overrides that set a BERT's dropout (the classifier's follows the hidden
+    one unless the config names its own `classifier_dropout`)."""
+    if dropout is None:
+        return {}
+    if dropout >= 1:
+        raise HanlmError(f"--dropout {dropout:g}: a dropout probability must be below 1")
+    return {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
 
 
 @dataclass
@@ -189,6 +203,7 @@ def _device() -> torch.device:
 
 def finetune(cfg: FinetuneConfig) -> int:
     out = Path(cfg.out)
+    model_overrides = {**dropout_kwargs(cfg.dropout), "ignore_mismatched_sizes": True}
     processes = process_state()
     _check_run_dir(out, cfg.resume)
     processes.wait_for_everyone()  # every process has checked before the main one writes
@@ -200,8 +215,7 @@ def finetune(cfg: FinetuneConfig) -> int:
     model_dir = resolve_model_dir(cfg.model)
     tokenizer = load_tokenizer(model_dir)
     set_seed(cfg.loop.seed)
-    model = load_model(model_dir, task.head, {**task.model_kwargs(),
-                                              "ignore_mismatched_sizes": True},
+    model = load_model(model_dir, task.head, {**task.model_kwargs(), **model_overrides},
                        trust_pickle=opts.trust_pickle, max_len=opts.max_len)
     add_special_tokens(task, tokenizer, model)
     train_features = task.encode(train_ex, tokenizer, opts.max_len)
