@@ -10,6 +10,7 @@ import pytest
 import tasks_fixtures as fx
 from safetensors.torch import load_file, save_file
 
+from hanlm import config
 from hanlm.errors import HanlmError
 from hanlm.study import corpora as corpora_lib
 from hanlm.study import run as study_run
@@ -240,13 +241,16 @@ def test_micro_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
         assert (tmp_path / "results" / plot).stat().st_size > 1000
     printed = capsys.readouterr().out
     assert "| review-pretrained |" in printed and "Goal:" in printed
+    # The models carry the pretraining dropout (0), which fine-tuning uses unless told otherwise.
+    work = tmp_path / "work"
+    assert json.loads((work / "model-review" / "config.json").read_text())["hidden_dropout_prob"] == 0
+    assert {config.read_yaml(p)["dropout"] for p in (work / "finetune").rglob("config.yaml")} == {None}
     # A second invocation finds every stage complete and recomputes nothing.
     before = json.loads((tmp_path / "work" / "timings.json").read_text(encoding="utf-8"))
     assert run_study(cfg) == 0
     after = json.loads((tmp_path / "work" / "timings.json").read_text(encoding="utf-8"))
     assert after == before
     # A fine-tuning setting redoes only the runs it changes.
-    work = tmp_path / "work"
     finished = {p.parent: p.stat().st_mtime_ns for p in (work / "finetune").rglob("metrics.json")}
     assert len(finished) == 12
     assert run_study(StudyConfig(work_dir=str(work), results=str(tmp_path / "r1"),
@@ -268,8 +272,10 @@ def test_micro_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     assert len(rerun) == 4
     # A task-data setting redoes the task stages and keeps the pretrained models.
     pretrained = (work / "pretrain-review" / "final_metrics.json").stat().st_mtime_ns
+    # (With --finetune-dropout every run fine-tunes with it.)
     assert run_study(StudyConfig(work_dir=str(work), results=str(tmp_path / "r2"), overwrite=True,
-                                 **{**MICRO, "klue_split": "2:0.34"})) == 0
+                                 **{**MICRO, "klue_split": "2:0.34", "finetune_dropout": 0.1})) == 0
+    assert {config.read_yaml(p)["dropout"] for p in (work / "finetune").rglob("config.yaml")} == {0.1}
     assert (work / "pretrain-review" / "final_metrics.json").stat().st_mtime_ns == pretrained
     assert all((d / "metrics.json").stat().st_mtime_ns != t for d, t in finished.items()
                if d not in redone)
@@ -287,8 +293,6 @@ def test_evaluation_texts_of_the_shared_data(shared_data):
 
 @pytest.mark.parametrize("name", ["study.yaml", "study-quick.yaml", "study-gpu.yaml"])
 def test_shipped_study_configs_load(name):
-    from hanlm import config
-
     path = Path(__file__).resolve().parents[1] / "configs" / name
     cfg = config.build(StudyConfig, config.read_yaml(path), source=str(path))
     plan = resolve(cfg)
@@ -296,8 +300,6 @@ def test_shipped_study_configs_load(name):
 
 
 def test_explicit_configs_equal_the_built_in_modes():
-    from hanlm import config
-
     root = Path(__file__).resolve().parents[1] / "configs"
     for name, quick in (("study.yaml", False), ("study-quick.yaml", True)):
         spelled = resolve(config.build(StudyConfig, config.read_yaml(root / name)))

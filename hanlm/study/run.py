@@ -136,6 +136,10 @@ class StudyConfig:
     finetune_lr: float | None = opt(None, "fine-tuning peak learning rate", min=0,
                                     exclusive_min=True)
     finetune_batch_size: int = opt(32, "fine-tuning batch size", min=1)
+    finetune_dropout: float | None = opt(
+        None, "dropout while fine-tuning every model (default: the models' own, which is "
+        "--pretrain-dropout; BERT's 0.1 scored no better on a validation split, docs/RESULTS.md)",
+        min=0)
     re_share: float = opt(0.1, "share of KLUE-RE sentences in the general corpus", min=0)
     seed: int = opt(0, "seed of corpus sampling, subsamples, pretraining and random init")
     full_nsmc_baseline: bool = opt(True, "also fit TF-IDF + LR on all 150K NSMC reviews and "
@@ -159,6 +163,7 @@ class Plan(Budget):
     fractions: tuple[float, ...]
     klue_split: str
     finetune_batch_size: int
+    finetune_dropout: float | None
     re_share: float
     seed: int
     full_nsmc_baseline: bool
@@ -191,7 +196,8 @@ def resolve(cfg: StudyConfig) -> Plan:
         pretrain_batch_size=cfg.pretrain_batch_size, pretrain_dropout=cfg.pretrain_dropout,
         max_len=cfg.max_len,
         fractions=tuple(sorted(set(cfg.fractions) | {1.0})), klue_split=cfg.klue_split,
-        finetune_batch_size=cfg.finetune_batch_size, re_share=cfg.re_share, seed=cfg.seed,
+        finetune_batch_size=cfg.finetune_batch_size, finetune_dropout=cfg.finetune_dropout,
+        re_share=cfg.re_share, seed=cfg.seed,
         full_nsmc_baseline=cfg.full_nsmc_baseline, keep_models=cfg.keep_models,
         **{**values, "seeds": tuple(values["seeds"])},
     )
@@ -202,7 +208,7 @@ def resolve(cfg: StudyConfig) -> Plan:
 # (`finetune_run`) and is redone when they changed.
 _NOT_CACHED = {"results", "pretrain_minutes", "seeds", "full_nsmc_baseline", "keep_models",
                "work_dir", "finetune_epochs", "klue_finetune_epochs", "finetune_min_steps",
-               "finetune_lr", "finetune_batch_size"}
+               "finetune_lr", "finetune_batch_size", "finetune_dropout"}
 # Fields that leave the corpora, tokenizers and pretrained models valid: a change redoes only the
 # task files, fine-tuning runs and baselines (hours of pretraining are kept).
 _TASK_STAGES = ("nsmc", "finetune", "baselines")
@@ -524,7 +530,7 @@ def finetune_run(plan: Plan, sources: Sources, model_dir: Path, files: dict[str,
     n_train = len(load_split(spec.task, inputs)[0])
     cfg = FinetuneConfig(
         task=spec.task, train=str(inputs["train"]), model=str(model_dir), out=str(out),
-        dev=str(inputs["dev"]) if inputs["dev"] else None,
+        dev=str(inputs["dev"]) if inputs["dev"] else None, dropout=plan.finetune_dropout,
         options=DataOptions(split_dev=inputs["split"], limit=inputs["limit"],
                             max_len=plan.max_len),
         loop=TrainConfig(max_steps=finetune_steps(plan, spec.task, n_train),
@@ -656,7 +662,8 @@ def log_plan(plan: Plan) -> None:
         f"{len(plan.fractions) - 1} NSMC fractions) x {len(plan.seeds)} seed(s); "
         f"{plan.finetune_epochs:g} epochs NSMC / {plan.klue_finetune_epochs:g} KLUE (>= "
         f"{plan.finetune_min_steps} steps), lr "
-        f"{plan.finetune_lr:g}",
+        f"{plan.finetune_lr:g}, dropout "
+        f"{plan.pretrain_dropout if plan.finetune_dropout is None else plan.finetune_dropout:g}",
         f"  NSMC: '100%' = {plan.nsmc_train or 150000:,} training reviews (fixed-seed "
         f"subsample), scored on {plan.nsmc_test or 50000:,} test reviews; fractions "
         f"{', '.join(f'{f:g}' for f in plan.fractions)}",
