@@ -119,7 +119,12 @@ class _Record:
     text: str
     id: str | None
     group: str | None
-    source: str
+    path: str
+    line: int  # the record's last line (a quoted field may span several)
+
+    @property
+    def source(self) -> str:
+        return f"{self.path}:{self.line}"
 
 
 @dataclass
@@ -129,7 +134,7 @@ class _RawDocument:
     texts: list[str]  # normalised, non-empty; sentences once split
 
 
-def _place_id(path: str, line: int | str) -> str:
+def _place_id(path: str, line: int) -> str:
     """The id of a document that has none of its own: its file's name and line. Not the path as
     given: the id decides the held-out split (hanlm.data.build), which must not change with the
     folder a corpus is read from or with how its path was spelt (``corpus.txt``, ``./corpus.txt``,
@@ -561,7 +566,8 @@ def _json_record(
         text=normalize(text, stats.normalize),
         id=record_id.strip() if record_id is not None else None,
         group=group,
-        source=f"{path}:{lineno}",
+        path=path,
+        line=lineno,
     )
 
 
@@ -620,7 +626,8 @@ def _read_table(
                 text=text,
                 id=row[id_at].strip() if id_at is not None else None,
                 group=row[group_at] if group_at is not None else None,
-                source=f"{path}:{last}",
+                path=path,
+                line=last,
             )
         if stop is not None:
             raise stop
@@ -738,7 +745,7 @@ def _records_to_documents(
     kept = _keep_records(records, exclude, stats)
     if cfg.group_column is None:
         for r in kept:
-            yield _RawDocument(id=r.id or _place_id(*r.source.rsplit(":", 1)), source=r.source,
+            yield _RawDocument(id=r.id or _place_id(r.path, r.line), source=r.source,
                               texts=[r.text])
     else:
         yield from _group(kept, cfg.group_window)
