@@ -208,3 +208,16 @@ def test_time_to_loss_says_when_hanlm_starts_below_the_baselines_final_loss():
     unigram = time_to_loss(base, result([8.0, 7.9, 7.8], [0.0, 2.0, 4.0]))
     assert unigram["hanlm_seconds"] == 0.0 and unigram["speedup"] is None
     assert unigram["hanlm_below_target_at_step_0"]
+
+
+def test_step_overhead_bench_checks_both_collators_agree_and_reports_ratios(tiny_pretraining_data, tmp_path):
+    from bench import step_overhead
+
+    out = tmp_path / "overhead.json"
+    step_overhead.main(["--data", str(tiny_pretraining_data), "--batch-size", "4", "--batches", "2",
+                        "--rounds", "2", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert set(result["ms_per_batch"]) == {"collate before", "collate now", "accuracy argmax (before)",
+                                           "accuracy amax (now)", "model step"}
+    assert all(v > 0 for v in result["ms_per_batch"].values())
+    assert result["step_speedup"] > 0

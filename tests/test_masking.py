@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from hanlm.data.masking import MaskingConfig, apply_mask, choose_positions, sample_rng, word_units
+from hanlm.data.masking import (
+    MaskingConfig,
+    apply_mask,
+    choose_positions,
+    choose_units,
+    sample_rng,
+    word_units,
+)
 
 SPECIAL = {0, 1, 2, 3, 4}
 VOCAB = 1000
@@ -79,3 +86,23 @@ def test_deterministic_per_sample():
     b = choose_positions(starts, maskable, sample_rng(7, 11, 2), MaskingConfig())
     c = choose_positions(starts, maskable, sample_rng(7, 11, 3), MaskingConfig())
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("cfg", [MaskingConfig(), MaskingConfig(max_predictions=5),
+                                 MaskingConfig(mlm_probability=0.4)])
+def test_token_masking_takes_what_the_unit_loop_takes_and_draws_the_same(cfg):
+    """The vectorised token path must give the masks the general unit loop gives (the masks of
+    earlier runs, and of a resumed one), and leave the RNG where the loop leaves it."""
+    rng = np.random.default_rng(5)
+    for i in range(500):
+        ids, starts = _sequence(rng, int(rng.integers(0, 126)))
+        maskable = ~np.isin(ids, list(SPECIAL))
+        maskable[rng.random(ids.size) < 0.05] = False
+        fast_rng, loop_rng = sample_rng(2, i, 1), sample_rng(2, i, 1)
+        fast = choose_positions(starts, maskable, fast_rng, cfg)
+        n = int(maskable.sum())
+        target = min(max(1, round(n * cfg.mlm_probability)), cfg.max_predictions or n)
+        loop = (choose_units(word_units(starts, maskable, False), target, loop_rng) if n
+                else np.empty(0, dtype=np.int64))
+        assert np.array_equal(fast, loop)
+        assert fast_rng.random() == loop_rng.random()

@@ -49,3 +49,23 @@ def test_sparse_loss_and_gradients_match_transformers(attn):
     for name, p in ours.bert.named_parameters():
         torch.testing.assert_close(p.grad, ref_grads[name].grad, rtol=1e-4, atol=1e-6, msg=name)
     assert int(out.mlm_count) == positions.numel()
+
+
+def test_mlm_accuracy_counts_the_positions_whose_label_has_the_top_logit():
+    config = build_bert_config("tiny", vocab_size=300, dropout=0.0)
+    torch.manual_seed(0)
+    model = PretrainingModel(BertForPreTraining(config))
+    ids, types, attention, labels, nsp = _batch(batch=4, length=24, seed=3)
+    flat = labels.flatten()
+    positions = torch.nonzero(flat != -100).squeeze(1)
+    targets = flat[positions].clone()
+    with torch.no_grad():
+        hidden = model.bert.bert(input_ids=ids, token_type_ids=types, attention_mask=attention)
+        logits = model.bert.cls.predictions(hidden.last_hidden_state.flatten(0, 1)[positions])
+    # Make half of the labels the model's own prediction, so the count is neither 0 nor all.
+    targets[::2] = logits.argmax(-1)[::2]
+    expected = int((logits.argmax(-1) == targets).sum())
+    out = model(input_ids=ids, token_type_ids=types, attention_mask=attention,
+                mlm_positions=positions, mlm_labels=targets, nsp_labels=nsp)
+    assert 0 < expected < positions.numel()
+    assert int(out.mlm_correct) == expected
