@@ -27,7 +27,7 @@ import torch
 
 from bench.common import Stopwatch, machine, write_json
 from hanlm.data.batches import BatchSchedule, Collator, global_batch
-from hanlm.data.masking import MaskingConfig, apply_mask, choose_units, sample_rng, word_units
+from hanlm.data.masking import MaskingConfig, choose_units, word_units
 from hanlm.data.shards import ShardReader
 from hanlm.model.bert import build_bert_config, new_pretraining_model
 from hanlm.tokenizer import KoreanTokenizer
@@ -37,36 +37,13 @@ class ReferenceCollator(Collator):
     """hanlm's collation before 2026-12-05: `np.isin` against the special ids, and the general
     unit loop even when every unit is one token."""
 
-    def __call__(self, samples, indices, epochs):
-        special = np.flatnonzero(self.is_special)
-        width = max(s.input_ids.size for s in samples)
-        input_ids = np.full((len(samples), width), self.pad_id, dtype=np.int64)
-        token_types = np.zeros_like(input_ids)
-        attention = np.zeros_like(input_ids)
-        positions, labels = [], []
-        for row, (sample, index, epoch) in enumerate(zip(samples, indices, epochs, strict=True)):
-            ids = sample.input_ids
-            rng = sample_rng(self.seed, int(index), int(epoch))
-            maskable = ~np.isin(ids, special)
-            n = int(maskable.sum())
-            target = max(1, int(round(n * self.masking.mlm_probability)))
-            chosen = (choose_units(word_units(sample.word_starts, maskable, False), target, rng)
-                      if n else np.empty(0, dtype=np.int64))
-            corrupted, target_ids = apply_mask(ids, chosen, rng, mask_id=self.mask_id,
-                                               random_ids=self.random_ids, cfg=self.masking)
-            input_ids[row, : ids.size] = corrupted
-            token_types[row, sample.len_a : ids.size] = 1
-            attention[row, : ids.size] = 1
-            positions.append(chosen + row * width)
-            labels.append(target_ids)
-        return {
-            "input_ids": torch.from_numpy(input_ids),
-            "token_type_ids": torch.from_numpy(token_types),
-            "attention_mask": torch.from_numpy(attention),
-            "mlm_positions": torch.from_numpy(np.concatenate(positions)),
-            "mlm_labels": torch.from_numpy(np.concatenate(labels).astype(np.int64)),
-            "nsp_labels": torch.tensor([s.nsp_label for s in samples], dtype=torch.long),
-        }
+    def choose(self, ids, word_starts, rng):
+        maskable = ~np.isin(ids, np.flatnonzero(self.is_special))
+        n = int(maskable.sum())
+        if n == 0:
+            return np.empty(0, dtype=np.int64)
+        target = max(1, int(round(n * self.masking.mlm_probability)))
+        return choose_units(word_units(word_starts, maskable, False), target, rng)
 
 
 def argmax_correct(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -131,6 +131,10 @@ class Collator:
         self.masking = masking
         self.seed = seed
 
+    def choose(self, ids: np.ndarray, word_starts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The positions of one sequence to predict."""
+        return choose_positions(word_starts, ~self.is_special[ids], rng, self.masking)
+
     def __call__(self, samples: list[Sample], indices: np.ndarray, epochs: np.ndarray) -> dict[str, torch.Tensor]:
         width = max(s.input_ids.size for s in samples)
         batch = len(samples)
@@ -141,8 +145,7 @@ class Collator:
         for row, (sample, index, epoch) in enumerate(zip(samples, indices, epochs, strict=True)):
             ids = sample.input_ids
             rng = sample_rng(self.seed, int(index), int(epoch))
-            maskable = ~self.is_special[ids]
-            chosen = choose_positions(sample.word_starts, maskable, rng, self.masking)
+            chosen = self.choose(ids, sample.word_starts, rng)
             corrupted, target = apply_mask(
                 ids, chosen, rng, mask_id=self.mask_id, random_ids=self.random_ids, cfg=self.masking
             )
