@@ -27,7 +27,7 @@ import torch
 
 from bench.common import Stopwatch, machine, write_json
 from hanlm.data.batches import BatchSchedule, Collator, global_batch
-from hanlm.data.masking import MaskingConfig, choose_units, word_units
+from hanlm.data.masking import MaskingConfig, choose_units, prediction_target, word_units
 from hanlm.data.shards import ShardReader
 from hanlm.model.bert import build_bert_config, new_pretraining_model
 from hanlm.tokenizer import KoreanTokenizer
@@ -42,8 +42,8 @@ class ReferenceCollator(Collator):
         n = int(maskable.sum())
         if n == 0:
             return np.empty(0, dtype=np.int64)
-        target = max(1, int(round(n * self.masking.mlm_probability)))
-        return choose_units(word_units(word_starts, maskable, False), target, rng)
+        return choose_units(word_units(word_starts, maskable, False),
+                            prediction_target(n, self.masking), rng)
 
 
 def argmax_correct(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

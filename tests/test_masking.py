@@ -6,6 +6,7 @@ from hanlm.data.masking import (
     apply_mask,
     choose_positions,
     choose_units,
+    prediction_target,
     sample_rng,
     word_units,
 )
@@ -101,8 +102,7 @@ def test_token_masking_takes_what_the_unit_loop_takes_and_draws_the_same(cfg):
         fast_rng, loop_rng = sample_rng(2, i, 1), sample_rng(2, i, 1)
         fast = choose_positions(starts, maskable, fast_rng, cfg)
         n = int(maskable.sum())
-        target = min(max(1, round(n * cfg.mlm_probability)), cfg.max_predictions or n)
-        loop = (choose_units(word_units(starts, maskable, False), target, loop_rng) if n
+        loop = (choose_units(word_units(starts, maskable, False), prediction_target(n, cfg), loop_rng) if n
                 else np.empty(0, dtype=np.int64))
         assert np.array_equal(fast, loop)
         assert fast_rng.random() == loop_rng.random()

@@ -47,9 +47,7 @@ def choose_positions(
     n_maskable = int(maskable.sum())
     if n_maskable == 0:
         return np.empty(0, dtype=np.int64)
-    target = max(1, int(round(n_maskable * cfg.mlm_probability)))
-    if cfg.max_predictions is not None:
-        target = min(target, cfg.max_predictions)
+    target = prediction_target(n_maskable, cfg)
     if not cfg.whole_word_mask:
         # Single tokens never overshoot, so the unit loop below would take the first `target`
         # of the same permutation: this is that result (same draws, same positions) without a
@@ -57,6 +55,12 @@ def choose_positions(
         positions = np.flatnonzero(maskable)
         return np.sort(positions[rng.permutation(positions.size)[:target]])
     return choose_units(word_units(word_starts, maskable, True), target, rng)
+
+
+def prediction_target(n_maskable: int, cfg: MaskingConfig) -> int:
+    """How many positions of a sequence with `n_maskable` maskable tokens to predict (n > 0)."""
+    target = max(1, int(round(n_maskable * cfg.mlm_probability)))
+    return target if cfg.max_predictions is None else min(target, cfg.max_predictions)
 
 
 def choose_units(units: list[np.ndarray], target: int, rng: np.random.Generator) -> np.ndarray:
