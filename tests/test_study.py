@@ -201,7 +201,8 @@ def test_a_work_dir_made_by_other_code_is_reused_and_said_so(tmp_path, monkeypat
 
 
 def test_a_plan_json_from_before_the_mlm_probability_field_is_read_as_bert_s_rate(tmp_path):
-    plan = resolve(StudyConfig(quick=True, work_dir=str(tmp_path / "work")))
+    plan = resolve(StudyConfig(quick=True, work_dir=str(tmp_path / "work"),
+                               pretrain_mlm_probability=0.15))
     check_work_dir(plan, overwrite=False)
     path = tmp_path / "work" / "plan.json"
     old = json.loads(path.read_text(encoding="utf-8"))
@@ -209,8 +210,7 @@ def test_a_plan_json_from_before_the_mlm_probability_field_is_read_as_bert_s_rat
     path.write_text(json.dumps(old), encoding="utf-8")
     check_work_dir(plan, overwrite=False)  # the same plan: reused
     path.write_text(json.dumps(old), encoding="utf-8")
-    other = resolve(StudyConfig(quick=True, work_dir=str(tmp_path / "work"),
-                                pretrain_mlm_probability=0.25))
+    other = resolve(StudyConfig(quick=True, work_dir=str(tmp_path / "work")))  # now 0.25
     with pytest.raises(HanlmError, match="pretrain_mlm_probability"):
         check_work_dir(other, overwrite=False)
 
@@ -220,9 +220,9 @@ def test_the_pretraining_mask_rate_reaches_the_pretraining_run(tmp_path, monkeyp
 
     seen = []
     monkeypatch.setattr(pretrain_module, "pretrain", lambda cfg: seen.append(cfg))
-    plan = resolve(StudyConfig(quick=True, work_dir=str(tmp_path), pretrain_mlm_probability=0.25))
+    plan = resolve(StudyConfig(quick=True, work_dir=str(tmp_path), pretrain_mlm_probability=0.2))
     pretrain_stage(plan, "review", pretrain_phases(plan)[0], cached=False)
-    assert seen[0].masking.mlm_probability == 0.25
+    assert seen[0].masking.mlm_probability == 0.2
 
 
 def test_a_lead_over_tfidf_inside_the_sampling_error_is_not_a_win():
