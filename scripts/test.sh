@@ -5,5 +5,5 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/setup.sh"
 cd "$root"
-ruff check hanlm tests bench
+ruff check hanlm tests bench scripts
 exec python -m pytest "$@"

@@ -225,6 +225,19 @@ def test_the_pretraining_mask_rate_reaches_the_pretraining_run(tmp_path, monkeyp
     assert seen[0].masking.mlm_probability == 0.2
 
 
+def test_tfidf_on_the_full_files_is_compared_only_with_a_model_that_saw_as_many_reviews():
+    table = {"review": {"nsmc": {"mean": 83.6}}, "random": {"nsmc": {"mean": 79.8}},
+             "tfidf": {"nsmc": {"mean": 82.2}}}
+    full = [{"full_data": True, "value": 87.05, "train_examples": 150_000}]
+    subsample = goals(table, full, test_examples=5000, train_examples=10_000)
+    assert "beats_tfidf_full_data" not in subsample
+    assert "not compared: the model was fine-tuned on 10,000 reviews, TF-IDF on 150,000" \
+        in goals_text(subsample)
+    everything = goals({**table, "review": {"nsmc": {"mean": 87.66}}}, full,
+                       test_examples=50_000, train_examples=150_000)
+    assert everything["beats_tfidf_full_data"] and goals_text(everything).endswith("87.0 (beaten)")
+
+
 def test_a_lead_over_tfidf_inside_the_sampling_error_is_not_a_win():
     table = {"review": {"nsmc": {"mean": 82.5}}, "random": {"nsmc": {"mean": 79.8}},
              "tfidf": {"nsmc": {"mean": 82.2}}}
