@@ -101,17 +101,17 @@ def summarize(runs: list[dict], baselines: list[dict]) -> dict[str, Any]:
     fractions = sorted({r["fraction"] for r in rows if r["task"] == "nsmc"})
     efficiency = {m: {f"{f:g}": {**cell(m, "nsmc", f), "train_examples": _examples(rows, m, f)}
                       for f in fractions} for m in models}
-    test_examples = next((r["test_examples"] for r in runs if r["model"] == "review"
-                          and r["task"] == "nsmc" and math.isclose(r["fraction"], 1.0)), None)
     return {"table": table, "efficiency": efficiency, "domain": domain_gains(table),
-            "goals": goals(table, baselines, test_examples,
+            "goals": goals(table, baselines, _examples(runs, "review", 1.0, "test_examples"),
                            train_examples=_examples(runs, "review", 1.0))}
 
 
-def _examples(rows: list[dict], model: str, fraction: float) -> int | None:
+def _examples(rows: list[dict], model: str, fraction: float, key: str = "train_examples"
+              ) -> int | None:
+    """`key` of the first NSMC row of `model` at `fraction` (None when there is none)."""
     for r in rows:
         if r["model"] == model and r["task"] == "nsmc" and math.isclose(r["fraction"], fraction):
-            return r["train_examples"]
+            return r[key]
     return None
 
 
