@@ -316,15 +316,14 @@ def run_baseline(spec: Spec, clock: Clock) -> dict:
 
 def run_hanlm(spec: Spec, clock: Clock) -> dict:
     from hanlm.tasks import loop, run
-    from hanlm.tasks.loop import TrainConfig
-    from hanlm.tasks.run import DataOptions, EvaluateConfig, FinetuneConfig
+    from hanlm.tasks.config import DataOptions, EvaluateConfig, FinetuneConfig
+    from hanlm.train.engine import Hooks
 
     batches: dict[str, list[dict]] = {"train": [], "eval": []}
     collate, run_inference = loop.collate, run.run_inference
-    trainer_run, after_step = loop._Trainer.run, loop._Trainer._after_step
     seen = {"eval": 0}
 
-    # Hooks, not changes: each wraps hanlm's own function and only records or passes the turn.
+    # Wrappers, not changes: each calls hanlm's own function and only records or passes the turn.
     def recording_collate(features, pad_id):
         batch = collate(features, pad_id)
         if clock.phase in batches:
@@ -335,14 +334,12 @@ def run_hanlm(spec: Spec, clock: Clock) -> dict:
                 clock.tick()
         return batch
 
-    def timed_run(self, resume):
-        batches["attn_implementation"] = self.acc.unwrap_model(self.model).config._attn_implementation
-        clock.boundary("train")
-        return trainer_run(self, resume)
-
-    def timed_after_step(self):
-        after_step(self)
-        clock.tick() if self.state.step < self.total else clock.stop()
+    def on_step(step: int, model) -> None:
+        if step == 0:
+            batches["attn_implementation"] = model.config._attn_implementation
+            clock.boundary("train")
+        else:
+            clock.tick() if step < spec.steps else clock.stop()
 
     def timed_inference(*a, **kw):
         clock.boundary("eval")
@@ -351,18 +348,17 @@ def run_hanlm(spec: Spec, clock: Clock) -> dict:
         return out
 
     loop.collate, run.run_inference = recording_collate, timed_inference
-    loop._Trainer.run, loop._Trainer._after_step = timed_run, timed_after_step
 
     out = Path(spec.out) / "hanlm"
+    # The precision the baseline trains in (bf16 on a GPU, fp32 on a CPU): the same for both.
     cfg = FinetuneConfig(
         task="nsmc", train=spec.train, model=spec.model, out=str(out),
         options=DataOptions(max_len=spec.max_len),
-        loop=TrainConfig(max_steps=spec.steps, batch_size=spec.batch_size, eval_batch_size=spec.eval_batch_size,
-                         seed=spec.seed, progress=False,
-                         mixed_precision="bf16" if torch.cuda.is_available() else "no"),
+        max_steps=spec.steps, batch_size=spec.batch_size, eval_batch_size=spec.eval_batch_size,
+        seed=spec.seed, progress=False, precision="bf16" if torch.cuda.is_available() else "fp32",
     )
-    cfg.loop.optim.lr = spec.lr
-    run.finetune(cfg)
+    cfg.optim.lr = spec.lr
+    run.finetune(cfg, Hooks(on_step=on_step))
     result: dict = {}
     _peak_rss_of_phase(result, "train")
     metrics_path = out / "metrics-eval.json"

@@ -168,11 +168,15 @@ def run_baseline(spec: RunSpec, turns: Turns, me: int) -> dict:
 
 
 def run_hanlm(spec: RunSpec, turns: Turns, me: int) -> dict:
+    from hanlm.train.engine import Hooks
     from hanlm.train.pretrain import PretrainConfig, pretrain
 
+    # fp32, the precision the Hugging Face baseline trains in here: the two systems are compared
+    # at the same precision.
     cfg = PretrainConfig(data=spec.data, out=str(Path(spec.out) / "hanlm"), preset=spec.preset,
                          max_steps=spec.steps, batch_size=spec.batch_size, seed=spec.seed,
-                         eval_every=0, save_every=10**9, overwrite=True, tensorboard=False)
+                         eval_every=0, save_every=10**9, overwrite=True, tensorboard=False,
+                         precision="fp32")
     cfg.optim.lr = spec.lr
     for key, value in spec.hanlm_overrides.items():
         setattr(cfg, key, value)
@@ -184,7 +188,7 @@ def run_hanlm(spec: RunSpec, turns: Turns, me: int) -> dict:
         else:
             trace.step_done(step, model.bert)
 
-    pretrain(cfg, on_step=on_step)
+    pretrain(cfg, Hooks(on_step=on_step))
     return trace.result(hanlm_batches(cfg), lr=cfg.optim.lr)
 
 

@@ -36,7 +36,7 @@ def test_whole_pipeline_through_the_cli(tmp_path: Path):
     corpus = str(embedded_corpus())
     ok("tokenizer", "train", corpus, "--vocab-size", "500", "--min-frequency", "1", "--out", str(tmp_path / "tok"))
     ok("data", "build", corpus, "--tokenizer", str(tmp_path / "tok"), "--max-len", "32", "--out", str(tmp_path / "data"))
-    (tmp_path / "run.yaml").write_text("preset: tiny\nmax_steps: 4\nbatch_size: 4\noptim:\n  lr: 0.001\n")
+    (tmp_path / "run.yaml").write_text("preset: tiny\nmax_steps: 4\nbatch_size: 4\nlr: 0.001\n")
     ok("pretrain", "--config", str(tmp_path / "run.yaml"), "--data", str(tmp_path / "data"),
        "--out", str(tmp_path / "run"), "--no-tensorboard", "--eval-every", "2")
     saved = (tmp_path / "run" / "config.yaml").read_text()
@@ -51,7 +51,7 @@ def test_help_lists_every_verb():
     out = ok("--help")
     for verb in ("tokenizer", "data", "pretrain", "export", "fill-mask", "finetune", "evaluate", "predict", "demo"):
         assert verb in out
-    assert "--optim.lr" in ok("pretrain", "--help")
+    assert "--lr" in ok("pretrain", "--help")
 
 
 def test_bad_input_gets_one_line_errors(tmp_path: Path):
@@ -67,8 +67,8 @@ def test_bad_input_gets_one_line_errors(tmp_path: Path):
                    "bad.yaml", "unknown key 'max_stepz'", "did you mean 'max_steps'")
     one_line_error(hanlm("pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--batch-size", "0"),
                    "batch_size", ">= 1")
-    one_line_error(hanlm("pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--optim.lr", "-1"),
-                   "optim.lr", "> 0")
+    one_line_error(hanlm("pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--lr", "-1"),
+                   "lr", "> 0")
     one_line_error(hanlm("pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "r")),
                    "not a built data directory")
 

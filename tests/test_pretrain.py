@@ -19,7 +19,7 @@ from hanlm.train.log import read_metrics
 
 ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 TINY = ["--preset", "tiny", "--batch-size", "8", "--eval-every", "0", "--no-tensorboard",
-        "--log-every", "1", "--optim.warmup-steps", "2", "--threads", "1"]
+        "--log-every", "1", "--warmup-steps", "2", "--threads", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,8 @@ def test_cli_run_logs_evaluates_and_checkpoints(data_dir, tmp_path):
     saved = (run / "config.yaml").read_text()
     assert "max_steps: 6" in saved and "lr:" in saved
     state = json.loads((run / "checkpoints" / "step-00000006" / "state.json").read_text())
-    assert state["samples_seen"] == 6 * 8
+    assert state["loop"]["samples_seen"] == 6 * 8
+    assert state["elapsed_seconds"] > 0
 
 
 def test_pretraining_dropout_is_apart_from_the_exported_config(data_dir, tmp_path):

@@ -356,7 +356,7 @@ def test_non_finite_loss(ws, tmp_path, policy):
     seen = run_cli(["pretrain", "--data", str(ws.data), "--out", str(run), "--preset", "tiny",
                     "--max-steps", "4", "--save-every", "1", "--keep-checkpoints", "0",
                     "--batch-size", "4", "--eval-every", "0", "--no-tensorboard", "--threads",
-                    "1", "--optim.lr", "1e30", "--optim.warmup-steps", "0",
+                    "1", "--lr", "1e30", "--warmup-steps", "0",
                     "--nan-policy", policy])
     for ckpt in list_checkpoints(run):
         weights = load_file(ckpt / "model.safetensors")
@@ -369,7 +369,7 @@ def test_non_finite_loss(ws, tmp_path, policy):
         skipped = [line for line in seen.log.splitlines() if "step skipped" in line]
         assert skipped and list_checkpoints(run)[-1].name == "step-00000004"
         observed = f"{len(skipped)} warnings such as '{skipped[0]}'; finished at step 4"
-    fault(f"nan-{policy}", f"`pretrain --optim.lr 1e30 --nan-policy {policy}`",
+    fault(f"nan-{policy}", f"`pretrain --lr 1e30 --nan-policy {policy}`",
           observed + "; every checkpoint written holds finite weights only")
 
 

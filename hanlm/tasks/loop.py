@@ -20,7 +20,8 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,48 +30,17 @@ from accelerate.utils import gather_object
 from torch import nn
 from tqdm.auto import tqdm
 
-from hanlm.config import opt
 from hanlm.errors import HanlmError
 from hanlm.tasks.base import Feature, Outputs
 from hanlm.tasks.batching import collate, eval_batches, padding_fraction, train_batches
-from hanlm.train.checkpoint import latest_checkpoint, restore_rng, save_checkpoint
+from hanlm.train.checkpoint import latest_checkpoint, save_training_checkpoint
+from hanlm.train.config import FinetuneTrainingConfig
+from hanlm.train.engine import Clock, Hooks, Runtime, budget_seconds, format_metrics, progress_bar
 from hanlm.train.log import MetricsLog
-from hanlm.train.optim import OptimConfig, build_optimizer, build_scheduler
+from hanlm.train.optim import Schedule, build_optimizer
 from hanlm.train.stop import StopRequested, all_agree
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class FinetuneOptimConfig(OptimConfig):
-    """OptimConfig with fine-tuning defaults (Devlin et al. 2019, appendix A.3)."""
-
-    lr: float = opt(5e-5, "peak learning rate", min=0, exclusive_min=True)
-    beta2: float = opt(0.999, "AdamW beta2", min=0)
-    eps: float = opt(1e-8, "AdamW epsilon", min=0, exclusive_min=True)
-    warmup_ratio: float = opt(0.1, "warm-up as a fraction of all steps", min=0)
-
-
-@dataclass
-class TrainConfig:
-    epochs: float = opt(3.0, "passes over the training data", min=0, exclusive_min=True)
-    max_steps: int | None = opt(None, "stop after this many optimizer steps (overrides --epochs)",
-                                min=1)
-    batch_size: int = opt(32, "training batch size (per process)", min=1)
-    eval_batch_size: int = opt(64, "evaluation batch size", min=1)
-    grad_accum: int = opt(1, "gradient accumulation steps", min=1)
-    eval_every: int | None = opt(None, "evaluate every N steps (default: once per epoch)", min=1)
-    patience: int | None = opt(None, "early stopping: stop after N evaluations without "
-                               "improvement of the main metric", min=1)
-    log_every: int = opt(50, "log the training loss every N steps", min=1)
-    save_every: int | None = opt(None, "checkpoint every N steps (default: at each evaluation)",
-                                 min=1)
-    keep_checkpoints: int = opt(2, "checkpoints kept (0 = all)", min=0)
-    seed: int = opt(42, "random seed (initialisation, dropout, batch order)")
-    group_by_length: bool = opt(True, "batch similar lengths together (less padding)")
-    mixed_precision: Literal["no", "fp16", "bf16"] = opt("no", "mixed precision on GPU")
-    progress: bool = opt(True, "show a progress bar")
-    optim: FinetuneOptimConfig = opt(factory=FinetuneOptimConfig, flatten=True)
 
 
 @dataclass
@@ -89,6 +59,7 @@ class LoopState:
     bad_evals: int = 0
     last_eval_step: int | None = None
     stopped_early: bool = False
+    out_of_time: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -118,30 +89,30 @@ def metric_value(metrics: dict[str, float], name: str) -> float:
 class _Trainer:
     """The state of one training run; `run` reads top to bottom."""
 
-    def __init__(self, model: nn.Module, features: Sequence[Feature], cfg: TrainConfig, *,
-                 run_dir, pad_id: int, evaluate, main_metric: str, on_best, extra_state):
+    def __init__(self, model: nn.Module, features: Sequence[Feature], cfg: FinetuneTrainingConfig,
+                 *, run_dir, pad_id: int, evaluate, main_metric: str, on_best, extra_state,
+                 hooks: Hooks):
         if not features:
             raise HanlmError("no training examples")
-        self.cfg, self.run_dir, self.pad_id = cfg, run_dir, pad_id
+        self.cfg, self.run_dir, self.pad_id, self.hooks = cfg, Path(run_dir), pad_id, hooks
         self.features, self.lengths = features, [len(f) for f in features]
         self.evaluate, self.main_metric, self.on_best = evaluate, main_metric, on_best
         self.extra_state = extra_state
-        self.acc = Accelerator(mixed_precision=cfg.mixed_precision,
-                               gradient_accumulation_steps=cfg.grad_accum,
-                               cpu=not torch.cuda.is_available())
+        self.runtime = Runtime(cfg, model.config.hidden_size)
+        self.acc = self.runtime.accelerator
         self.procs = self.acc.num_processes
         n_batches = len(train_batches(self.lengths, cfg.batch_size, cfg.seed, 0,
                                       group_by_length=cfg.group_by_length))
         self.steps_per_epoch = max(1, n_batches // self.procs // cfg.grad_accum)
         self.total = cfg.max_steps or max(1, math.ceil(cfg.epochs * self.steps_per_epoch))
-        optimizer = build_optimizer(model, cfg.optim)
-        # Not prepared by Accelerate: it would step the schedule once per process.
-        self.scheduler = build_scheduler(optimizer, cfg.optim, self.total)
-        self.model, self.optimizer = self.acc.prepare(model, optimizer)
+        self.schedule = Schedule(cfg.optim, self.total, budget_seconds(cfg))
+        self.model, self.optimizer = self.acc.prepare(model, build_optimizer(model, cfg.optim))
         self.state = LoopState()
+        self.clock = Clock(hooks.now)
         self.log: MetricsLog | None = None  # opened by `run`, once the resume step is known
         self._loss_sum, self._loss_n = 0.0, 0
         self._saved_step: int | None = None
+        self._lr: float | None = None
         self._stop = StopRequested()
 
     # ---------------------------------------------------------------- the loop
@@ -150,13 +121,15 @@ class _Trainer:
         if resume:
             self._restore()
         self.log = MetricsLog(self.run_dir, enabled=self.acc.is_main_process,
+                              tensorboard=self.cfg.tensorboard,
                               resume_step=self.state.step if resume else None)
         start = time.perf_counter()
         self.model.train()
-        bar = tqdm(total=self.total, initial=self.state.step, desc="finetune", unit="step",
-                   disable=not (self.cfg.progress and self.acc.is_local_main_process))
+        bar = progress_bar(self.cfg, total=self.total, initial=self.state.step, desc="finetune",
+                           is_main=self.acc.is_local_main_process)
+        self.hooks.step(self.state.step, self.acc.unwrap_model(self.model))
         with self._stop, bar:
-            while self.state.step < self.total and not self.state.stopped_early:
+            while not self._finished():
                 finished_epoch = self._run_epoch(bar)
                 if finished_epoch:
                     self.state.epoch += 1
@@ -170,49 +143,55 @@ class _Trainer:
         self.log.close()
         return LoopResult(self.state, self.total, time.perf_counter() - start)
 
+    def _finished(self) -> bool:
+        return (self.state.step >= self.total or self.state.stopped_early
+                or self.state.out_of_time)
+
     def _run_epoch(self, bar) -> bool:
-        """Train on the rest of the current epoch; False when stopped before its end."""
+        """Train on the rest of the current epoch; False when stopped before its end.
+
+        An optimizer step takes the next grad_accum x processes batches, each process every
+        processes-th of them; batches too few for a whole step end the epoch unused."""
         cfg = self.cfg
         batches = train_batches(self.lengths, cfg.batch_size, cfg.seed, self.state.epoch,
                                 group_by_length=cfg.group_by_length)
         if self.state.cursor == 0:
             self.log.log(self.state.step, {"epoch": self.state.epoch, "padding_fraction":
                          round(padding_fraction(self.lengths, batches), 4)}, split="data")
-        remaining = batches[self.state.cursor:]
-        usable = len(remaining) - len(remaining) % self.procs  # every process the same count
-        for i in range(self.acc.process_index, usable, self.procs):
-            self._train_batch(remaining[i])
-            self.state.cursor += self.procs
-            if not self.acc.sync_gradients:
-                continue
-            self.state.step += 1
+        per_step = self.procs * cfg.grad_accum
+        while self.state.cursor + per_step <= len(batches):
+            mine = batches[self.state.cursor:self.state.cursor + per_step][
+                self.acc.process_index::self.procs]
+            self._train_step(mine)
+            self.state.cursor += per_step
             bar.update(1)
             self._after_step()
+            self.state.out_of_time = all_agree(self.acc, self.runtime.out_of_time(cfg, self.clock))
             if all_agree(self.acc, self._stop.signal is not None):
                 self._interrupt()
-            if self.state.step >= self.total or self.state.stopped_early:
+            if self._finished():
                 return False
         return True
 
-    def _train_batch(self, indices: list[int]) -> None:
-        batch = self._to_device(collate([self.features[i] for i in indices], self.pad_id))
-        with self.acc.accumulate(self.model):
-            loss = self.model(**batch).loss
-            self.acc.backward(loss)
-            if self.acc.sync_gradients and self.cfg.optim.clip_norm > 0:
-                self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.optim.clip_norm)
-            self.optimizer.step()
-            self.optimizer.zero_grad()
-        if self.acc.sync_gradients:
-            self.scheduler.step()
-        self._loss_sum += loss.detach().float().item()
-        self._loss_n += 1
+    def _train_step(self, micro: list[list[int]]) -> None:
+        batches = (collate([self.features[i] for i in indices], self.pad_id) for indices in micro)
+        for output, _ in self.runtime.forward_backward(self.model, batches, len(micro)):
+            loss = output.loss.detach().float().item()
+            self._loss_sum += loss
+            self._loss_n += 1
+        stepped = self.runtime.optimizer_step(
+            self.model, self.optimizer, schedule=self.schedule, step=self.state.step,
+            elapsed=self.clock.elapsed(), loss=loss, training=self.cfg)
+        self.state.step += 1
+        if stepped is not None:
+            self._lr = stepped["lr"]
+            self.hooks.step(self.state.step, self.acc.unwrap_model(self.model))
 
     def _after_step(self) -> None:
         step, cfg = self.state.step, self.cfg
         if step % cfg.log_every == 0:
             self._log_train()
-        if cfg.eval_every is not None and step % cfg.eval_every == 0:
+        if cfg.eval_every and step % cfg.eval_every == 0:
             self._evaluate_and_save()
         elif cfg.save_every is not None and step % cfg.save_every == 0:
             self._save()
@@ -222,7 +201,7 @@ class _Trainer:
             return
         loss = self._loss_sum / self._loss_n
         self._loss_sum, self._loss_n = 0.0, 0
-        self.log.log(self.state.step, {"loss": round(loss, 5), "lr": self.scheduler.get_last_lr()[0],
+        self.log.log(self.state.step, {"loss": round(loss, 5), "lr": self._lr,
                                        "epoch": self.state.epoch})
         logger.debug("step %d loss %.4f", self.state.step, loss)
 
@@ -243,11 +222,11 @@ class _Trainer:
         if self.evaluate is not None:
             model = self.acc.unwrap_model(self.model)
             model.eval()
-            with torch.no_grad():
+            with torch.no_grad(), self.runtime.autocast():
                 evaluation = self.evaluate(model, self.acc)
             model.train()
             self.log.log(self.state.step, evaluation.metrics, split="dev")
-            logger.info("step %d dev %s", self.state.step, _fmt(evaluation.metrics))
+            logger.info("step %d dev %s", self.state.step, format_metrics(evaluation.metrics))
             self._track_best(evaluation)
         self._save()
 
@@ -276,43 +255,34 @@ class _Trainer:
 
     def _save(self) -> None:
         if self.acc.is_main_process:
-            save_checkpoint(
-                self.run_dir, self.state.step,
-                model_state=self.acc.unwrap_model(self.model).state_dict(),
-                optimizer_state={"optimizer": self.optimizer.state_dict(),
-                                 "scheduler": self.scheduler.state_dict()},
-                state={"loop": self.state.to_json(), "total_steps": self.total,
-                       **self.extra_state},
-                keep=self.cfg.keep_checkpoints,
-            )
+            save_training_checkpoint(
+                self.run_dir, self.state.step, module=self.acc.unwrap_model(self.model),
+                optimizer=self.optimizer, elapsed=self.clock.elapsed(),
+                loop=self.state.to_json(), keep=self.cfg.keep_checkpoints,
+                extra={"total_steps": self.total, **self.extra_state})
         self._saved_step = self.state.step
         self.acc.wait_for_everyone()
 
     def _restore(self) -> None:
         ckpt = latest_checkpoint(self.run_dir)
         if ckpt is None:
-            raise HanlmError("--resume: no usable checkpoint in the run directory",
-                             path=str(self.run_dir))
+            logger.warning("--resume: no checkpoint in %s yet, starting from step 0",
+                           self.run_dir)
+            return
         if ckpt.state.get("total_steps") != self.total:
             logger.warning("resuming with %s total steps (the checkpoint planned %s)",
                            self.total, ckpt.state.get("total_steps"))
-        self.acc.unwrap_model(self.model).load_state_dict(ckpt.model_state())
-        saved = ckpt.optimizer_state()
-        self.optimizer.load_state_dict(saved["optimizer"])
-        self.scheduler.load_state_dict(saved["scheduler"])
-        restore_rng(ckpt.rng_state())
-        self.state = LoopState(**ckpt.state["loop"])
+        ckpt.restore(self.acc.unwrap_model(self.model), self.optimizer)
+        self.state = LoopState(**ckpt.loop)
+        self.clock = Clock(self.hooks.now, ckpt.elapsed_seconds)
         logger.info("resumed from %s (step %d, epoch %d, batch %d)", ckpt.path, self.state.step,
                     self.state.epoch, self.state.cursor)
-
-    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {k: v.to(self.acc.device) for k, v in batch.items()}
 
 
 def train(
     model: nn.Module,
     features: Sequence[Feature],
-    cfg: TrainConfig,
+    cfg: FinetuneTrainingConfig,
     *,
     run_dir,
     pad_id: int,
@@ -321,6 +291,7 @@ def train(
     on_best: Callable[[nn.Module, Evaluation | None, int, int], None],
     resume: bool = False,
     extra_state: dict[str, Any] | None = None,
+    hooks: Hooks | None = None,
 ) -> LoopResult:
     """Fine-tune `model` on `features`; `on_best(model, evaluation, step, total)` runs (main process)
     whenever the main metric improves, or once at the end when there is no ``evaluate``.
@@ -328,7 +299,8 @@ def train(
     ``evaluate(model, accelerator)`` runs on every process; passing the accelerator on to
     `predict_outputs` shares the dev set out among them."""
     trainer = _Trainer(model, features, cfg, run_dir=run_dir, pad_id=pad_id, evaluate=evaluate,
-                       main_metric=main_metric, on_best=on_best, extra_state=extra_state or {})
+                       main_metric=main_metric, on_best=on_best, extra_state=extra_state or {},
+                       hooks=hooks or Hooks())
     return trainer.run(resume)
 
 
@@ -375,8 +347,3 @@ def _unpad(key: str, array: np.ndarray, length: int) -> np.ndarray:
     if key in _TOKEN_LEVEL_KEYS or array.ndim == 2:  # per-token outputs: [seq] or [seq, labels]
         return array[:length]
     return array
-
-
-def _fmt(metrics: dict[str, float]) -> str:
-    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in metrics.items())

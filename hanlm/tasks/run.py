@@ -18,19 +18,18 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from transformers import set_seed
 
 from hanlm import atomic, config
 from hanlm.cli import command_line
-from hanlm.config import opt
 from hanlm.errors import HanlmError, write_skipped
 from hanlm.tasks.base import Feature, ReadOptions, Task
-from hanlm.tasks.loop import Evaluation, TrainConfig, predict_outputs, process_state, train
+from hanlm.tasks.config import DataOptions, EvaluateConfig, FinetuneConfig, PredictConfig
+from hanlm.tasks.loop import Evaluation, predict_outputs, process_state, train
 from hanlm.tasks.modeling import (
     load_model,
     load_tokenizer,
@@ -41,50 +40,9 @@ from hanlm.tasks.modeling import (
 )
 from hanlm.tasks.registry import customize, get_task
 from hanlm.tasks.split import parse_split, split_examples
+from hanlm.train.engine import RUN_FILE, Hooks, prepare_run_dir
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class DataOptions:
-    """How to read the data files (shared by finetune, evaluate and predict)."""
-
-    text_column: str | None = opt(None, "column/field holding the text (sentence tasks)")
-    text_pair_column: str | None = opt(None, "column/field holding the second text of a pair")
-    label_column: str | None = opt(None, "column/field holding the label")
-    id_column: str | None = opt(None, "column/field holding an example id")
-    labels: list[str] | None = opt(None, "the label set (default: the task's, or inferred "
-                                   "from the training file)")
-    format: Literal["auto", "csv", "tsv", "json", "jsonl"] = opt(
-        "auto", "file format (auto: from the extension)")
-    encoding: str = opt("utf-8", "text encoding of the data files (e.g. cp949)")
-    on_error: Literal["raise", "skip"] = opt(
-        "raise", "a bad record stops the run (raise) or is skipped, counted and listed (skip)")
-    max_len: int = opt(128, "maximum tokens per input (MRC: per window)", min=8)
-    stride: int | None = opt(None, "MRC, NER: overlapping tokens between the windows of a "
-                             "long context or sentence (default: max_len / 4)", min=0)
-    split_dev: str | None = opt(None, "SEED:FRACTION: split the one labelled file at run time "
-                                "(by article/premise) into train and a held-out FRACTION")
-    limit: int | None = opt(None, "use only the first N examples of each file (or split part) "
-                            "for quick runs", min=1)
-    trust_pickle: bool = opt(False, "allow pickle (pytorch_model.bin) weights")
-
-
-@dataclass
-class FinetuneConfig:
-    task: str = opt(help="task name (nsmc, klue-ynat, klue-nli, klue-sts, kornli, korsts, "
-                    "klue-ner, klue-re, korquad, klue-mrc, csv)")
-    train: str = opt(help="training file (with --split-dev: the file to split)")
-    model: str = opt(help="a BERT directory in Hugging Face format")
-    out: str = opt(help="run directory to write")
-    dev: str | None = opt(None, "dev file (evaluated periodically; selects the best model)")
-    resume: bool = opt(False, "continue the run in --out from its latest checkpoint")
-    dropout: float | None = opt(
-        None, "dropout of hidden states and attention while fine-tuning (default: the model's "
-        "config; BERT fine-tunes with 0.1, and a model pretrained without dropout may carry 0)",
-        min=0)
-    options: DataOptions = opt(factory=DataOptions, flatten=True)
-    loop: TrainConfig = opt(factory=TrainConfig, flatten=True)
 
 
 def dropout_kwargs(dropout: float | None) -> dict[str, float]:
@@ -95,32 +53,6 @@ def dropout_kwargs(dropout: float | None) -> dict[str, float]:
     if dropout >= 1:
         raise HanlmError(f"--dropout {dropout:g}: a dropout probability must be below 1")
     return {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
-
-
-@dataclass
-class EvaluateConfig:
-    task: str = opt(help="task name")
-    data: str = opt(help="labelled file to score (with --split-dev: its held-out part; by "
-                    "default the run's own --split-dev when --data is the file it split)")
-    model: str = opt(help="fine-tuned model directory (or a finetune run directory)")
-    whole_file: bool = opt(False, "score all of --data even when the run split it with "
-                           "--split-dev")
-    output: str | None = opt(None, "write the metrics JSON here (default: "
-                             "metrics-TASK-FILE.json in the run directory when --model is a "
-                             "finetune run, else next to the model directory)")
-    predictions: str | None = opt(None, "also write predictions (JSONL) here")
-    batch_size: int = opt(64, "batch size", min=1)
-    options: DataOptions = opt(factory=DataOptions, flatten=True)
-
-
-@dataclass
-class PredictConfig:
-    task: str = opt(help="task name")
-    model: str = opt(help="fine-tuned model directory (or a finetune run directory)")
-    input: str = opt(help="file in the task's format; labels may be absent")
-    output: str = opt(help="predictions JSONL to write")
-    batch_size: int = opt(64, "batch size", min=1)
-    options: DataOptions = opt(factory=DataOptions, flatten=True)
 
 
 # ------------------------------------------------------------------------------ shared steps
@@ -201,11 +133,13 @@ def _device() -> torch.device:
 # ------------------------------------------------------------------------------ finetune
 
 
-def finetune(cfg: FinetuneConfig) -> int:
+def finetune(cfg: FinetuneConfig, hooks: Hooks | None = None) -> int:
+    """Fine-tune as `cfg` says (see the module docstring for what the run directory holds)."""
     out = Path(cfg.out)
     model_overrides = {**dropout_kwargs(cfg.dropout), "ignore_mismatched_sizes": True}
     processes = process_state()
-    _check_run_dir(out, cfg.resume)
+    identity = {"task": cfg.task, "model": str(cfg.model), "train": str(cfg.train)}
+    resuming = prepare_run_dir(out, identity, cfg, processes.is_main_process)
     processes.wait_for_everyone()  # every process has checked before the main one writes
     opts = cfg.options
     read = ReadOptions(encoding=opts.encoding, on_error=opts.on_error)
@@ -214,7 +148,7 @@ def finetune(cfg: FinetuneConfig) -> int:
 
     model_dir = resolve_model_dir(cfg.model)
     tokenizer = load_tokenizer(model_dir)
-    set_seed(cfg.loop.seed)
+    set_seed(cfg.seed)
     model = load_model(model_dir, task.head, {**task.model_kwargs(), **model_overrides},
                        trust_pickle=opts.trust_pickle, max_len=opts.max_len)
     add_special_tokens(task, tokenizer, model)
@@ -225,11 +159,12 @@ def finetune(cfg: FinetuneConfig) -> int:
     if processes.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         config.save(cfg, out / "config.yaml")
+        atomic.write_text(out / RUN_FILE, json.dumps({"identity": identity}, indent=2))
         write_skipped(read.skipped, out / "skipped.jsonl")
 
     def evaluate(m: Any, accelerator: Any) -> Evaluation:
         predictions = run_inference(task, m, tokenizer, dev_ex, dev_features,
-                                    cfg.loop.eval_batch_size, accelerator=accelerator)
+                                    cfg.eval_batch_size, accelerator=accelerator)
         return Evaluation(task.score(predictions, dev_ex), predictions)
 
     def on_best(m: Any, evaluation: Evaluation | None, step: int, total: int) -> None:
@@ -243,9 +178,9 @@ def finetune(cfg: FinetuneConfig) -> int:
 
     start = time.perf_counter()
     result = train(
-        model, train_features, cfg.loop, run_dir=out, pad_id=tokenizer.pad_token_id,
+        model, train_features, cfg, run_dir=out, pad_id=tokenizer.pad_token_id,
         evaluate=evaluate if dev_ex else None, main_metric=task.main_metric, on_best=on_best,
-        resume=cfg.resume, extra_state={"task": task.name},
+        resume=resuming, extra_state={"task": task.name}, hooks=hooks,
     )
     summary = {
         "task": task.name, "main_metric": task.main_metric,
@@ -261,15 +196,6 @@ def finetune(cfg: FinetuneConfig) -> int:
         atomic.write_text(out / "metrics.json", json.dumps(summary, indent=2, ensure_ascii=False))
         print(json.dumps(summary, ensure_ascii=False))
     return 0
-
-
-def _check_run_dir(out: Path, resume: bool) -> None:
-    has_run = (out / "config.yaml").exists() or (out / "checkpoints").exists()
-    if resume and not has_run:
-        raise HanlmError("--resume: no run to resume here", path=str(out))
-    if has_run and not resume:
-        raise HanlmError("already holds a run; pass --resume to continue it or choose another "
-                         "--out", path=str(out))
 
 
 def _train_and_dev(task: Task, cfg: FinetuneConfig, read: ReadOptions

@@ -1,8 +1,11 @@
 """Checkpoints that survive kills: model, optimizer, scheduler, RNG states and data position.
 
-Layout: ``RUN/checkpoints/step-00000100/`` holding ``model.safetensors``, ``optimizer.pt``
-(tensors only, loaded with ``weights_only=True``: no pickle code runs), ``rng.pt`` and
-``state.json`` (step, data cursor, metrics, and the sha256 of every other file). Each checkpoint
+Layout, the same for pretraining and fine-tuning: ``RUN/checkpoints/step-00000100/`` holding
+``model.safetensors``, ``optimizer.pt`` (the optimizer's state; tensors only, loaded with
+``weights_only=True``: no pickle code runs), ``rng.pt`` and ``state.json`` (step, training
+seconds so far, the loop's own position under ``loop``, and the sha256 of every other file).
+The learning rate is a function of step and seconds (hanlm/train/optim.py: Schedule), so no
+scheduler state is stored. Each checkpoint
 directory appears atomically; a checkpoint whose hashes do not match is reported and skipped in
 favour of the previous good one.
 """
@@ -45,6 +48,20 @@ class Checkpoint:
 
     def rng_state(self) -> dict[str, Any]:
         return _load_rng(self.path)
+
+    @property
+    def elapsed_seconds(self) -> float:
+        return float(self.state.get("elapsed_seconds", 0.0))
+
+    @property
+    def loop(self) -> dict[str, Any]:
+        return self.state.get("loop", {})
+
+    def restore(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """Weights into `module`, the optimizer's state, and the RNG states of this process."""
+        module.load_state_dict(self.model_state())
+        optimizer.load_state_dict(self.optimizer_state())
+        restore_rng(self.rng_state())
 
 
 def capture_rng() -> dict[str, Any]:
@@ -94,9 +111,10 @@ def save_checkpoint(
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:08d}"
     with atomic.directory(final) as tmp:
-        # safetensors refuses shared storage (tied embeddings): store contiguous copies.
+        # safetensors refuses shared storage (BERT ties the MLM decoder to the embeddings):
+        # store a copy of each tensor.
         save_file(
-            {k: v.detach().contiguous().cpu() for k, v in model_state.items()},
+            {k: v.detach().cpu().clone().contiguous() for k, v in model_state.items()},
             tmp / "model.safetensors",
         )
         if optimizer_state is not None:
@@ -109,6 +127,16 @@ def save_checkpoint(
         )
     _prune(root, keep)
     return final
+
+
+def save_training_checkpoint(run_dir: Path, step: int, *, module: torch.nn.Module,
+                             optimizer: torch.optim.Optimizer, elapsed: float,
+                             loop: dict[str, Any], keep: int,
+                             extra: dict[str, Any] | None = None) -> Path:
+    """A resumable checkpoint of a training loop at optimizer step `step` (main process)."""
+    return save_checkpoint(
+        run_dir, step, model_state=module.state_dict(), optimizer_state=optimizer.state_dict(),
+        state={"elapsed_seconds": elapsed, "loop": loop, **(extra or {})}, keep=keep)
 
 
 def _prune(root: Path, keep: int) -> None:

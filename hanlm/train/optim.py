@@ -1,30 +1,14 @@
-"""AdamW with BERT's weight-decay exclusions and a warm-up + decay schedule."""
+"""AdamW with BERT's weight-decay exclusions, and a warm-up + decay schedule that follows the
+run's progress in steps or, under a time budget, in time."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import nn
 
-from hanlm.config import opt
-
-
-@dataclass
-class OptimConfig:
-    lr: float = opt(5e-4, "peak learning rate", min=0, exclusive_min=True)
-    weight_decay: float = opt(0.01, "AdamW weight decay (not on biases and LayerNorm)", min=0)
-    beta1: float = opt(0.9, "AdamW beta1", min=0)
-    beta2: float = opt(0.98, "AdamW beta2", min=0)
-    eps: float = opt(1e-6, "AdamW epsilon", min=0, exclusive_min=True)
-    warmup_steps: int | None = opt(
-        None, "warm-up steps (default: warmup_ratio of all steps)", min=0
-    )
-    warmup_ratio: float = opt(0.06, "warm-up as a fraction of all steps", min=0)
-    schedule: Literal["linear", "cosine", "constant"] = opt("linear", "decay after warm-up")
-    clip_norm: float = opt(1.0, "clip the gradient norm to this (0 = off)", min=0)
+from hanlm.train.config import OptimConfig
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
@@ -53,7 +37,7 @@ def warmup_steps(cfg: OptimConfig, total_steps: int) -> int:
     return int(round(cfg.warmup_ratio * total_steps))
 
 
-def lr_factor(step: int, *, warmup: int, total: int, schedule: str) -> float:
+def lr_factor(step: float, *, warmup: int, total: int, schedule: str) -> float:
     """Multiplier of the peak LR at optimizer step `step` (0-based)."""
     if warmup and step < warmup:
         return (step + 1) / warmup
@@ -65,11 +49,35 @@ def lr_factor(step: int, *, warmup: int, total: int, schedule: str) -> float:
     return max(0.0, 1.0 - progress)
 
 
-def build_scheduler(
-    optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_steps: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    warmup = warmup_steps(cfg, total_steps)
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: lr_factor(step, warmup=warmup, total=total_steps, schedule=cfg.schedule),
-    )
+class Schedule:
+    """The learning rate of every optimizer step.
+
+    Progress is counted in optimizer steps; with a time budget it is the larger of the steps
+    done and the share of the budget spent (as cramming and "24h BERT" schedule), so a run that
+    the budget stops has warmed up and annealed over the time it had instead of being cut off
+    mid-schedule. The rate is a pure function of (step, elapsed seconds), both of which the
+    checkpoint holds, so a resumed run continues the same curve.
+    """
+
+    def __init__(self, cfg: OptimConfig, total_steps: int, budget_seconds: float | None = None):
+        self.cfg, self.total = cfg, total_steps
+        self.warmup = warmup_steps(cfg, total_steps)
+        self.budget = budget_seconds
+
+    def progress_step(self, step: int, elapsed: float = 0.0) -> float:
+        """The step the schedule is at: `step`, or further on when time runs faster."""
+        if not self.budget:
+            return step
+        return max(step, self.total * min(1.0, elapsed / self.budget))
+
+    def lr(self, step: int, elapsed: float = 0.0) -> float:
+        factor = lr_factor(self.progress_step(step, elapsed), warmup=self.warmup,
+                           total=self.total, schedule=self.cfg.schedule)
+        return self.cfg.lr * factor
+
+    def apply(self, optimizer: torch.optim.Optimizer, step: int, elapsed: float = 0.0) -> float:
+        """Set the rate of optimizer step `step` (0-based) on every parameter group."""
+        lr = self.lr(step, elapsed)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        return lr

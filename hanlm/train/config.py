@@ -1,0 +1,131 @@
+"""The training surface that `hanlm pretrain` and `hanlm finetune` share.
+
+Both verbs' configs are `TrainingConfig`s (a verb's config subclasses it and adds its own
+fields), so `--lr`, `--precision`, `--eval-every`, ... and their YAML keys mean the same in both,
+and each loop reads `cfg.max_steps`, `cfg.optim.lr` the same way. Only defaults
+that follow from the job differ (a pretraining run is counted in steps and logs often; a
+fine-tuning run is counted in epochs, and BERT fine-tunes at a tenth of the pretraining learning
+rate); they are the subclasses below.
+
+This module imports no torch: the CLI reads it to print `--help` instantly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from hanlm.config import opt
+from hanlm.data.masking import MaskingConfig
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+@dataclass
+class OptimConfig:
+    """AdamW and the learning-rate schedule (pretraining defaults, RoBERTa's betas/epsilon)."""
+
+    lr: float = opt(5e-4, "peak learning rate", min=0, exclusive_min=True)
+    weight_decay: float = opt(0.01, "AdamW weight decay (not on biases and LayerNorm)", min=0)
+    beta1: float = opt(0.9, "AdamW beta1", min=0)
+    beta2: float = opt(0.98, "AdamW beta2", min=0)
+    eps: float = opt(1e-6, "AdamW epsilon", min=0, exclusive_min=True)
+    warmup_steps: int | None = opt(
+        None, "warm-up steps (default: warmup_ratio of all steps)", min=0
+    )
+    warmup_ratio: float = opt(0.06, "warm-up as a fraction of the run", min=0)
+    schedule: Literal["linear", "cosine", "constant"] = opt("linear", "decay after warm-up")
+    clip_norm: float = opt(1.0, "clip the gradient norm to this (0 = off)", min=0)
+
+
+@dataclass
+class FinetuneOptimConfig(OptimConfig):
+    """OptimConfig with fine-tuning defaults (Devlin et al. 2019, appendix A.3)."""
+
+    lr: float = opt(5e-5, "peak learning rate", min=0, exclusive_min=True)
+    beta2: float = opt(0.999, "AdamW beta2", min=0)
+    eps: float = opt(1e-8, "AdamW epsilon", min=0, exclusive_min=True)
+    warmup_ratio: float = opt(0.1, "warm-up as a fraction of the run", min=0)
+
+
+@dataclass
+class TrainingConfig:
+    """What every training loop reads: length, batch, precision, cadence, checkpoints."""
+
+    max_steps: int | None = opt(None, "optimizer steps", min=1)
+    max_minutes: float | None = opt(
+        None, "time budget in minutes, summed over resumes: the learning-rate schedule follows "
+        "the larger of step and time progress, so a run stopped by time has annealed to zero",
+        min=0, exclusive_min=True)
+    batch_size: int = opt(32, "sequences per micro-batch per process", min=1)
+    grad_accum: int = opt(1, "micro-batches per optimizer step", min=1)
+    seed: int = opt(42, "seed for initialisation, data order, masking and dropout")
+    precision: Precision = opt(
+        "auto", "auto = the faster of fp32 and bf16 measured on this machine (logged), fp16 "
+        "only when asked")
+    threads: int = opt(0, "CPU threads for PyTorch (0 = its default)", min=0)
+    log_every: int = opt(10, "log training metrics every N steps", min=1)
+    eval_every: int | None = opt(
+        None, "evaluate every N steps (0 = only at the end; fine-tuning's default: each epoch)",
+        min=0)
+    save_every: int | None = opt(None, "checkpoint every N steps (default: at each "
+                                 "evaluation; always at the end)", min=1)
+    keep_checkpoints: int = opt(2, "checkpoints kept (0 = all)", min=0)
+    nan_policy: Literal["stop", "skip"] = opt(
+        "stop", "on a non-finite loss or gradient: stop, or skip the step")
+    progress: bool = opt(True, "show a progress bar")
+    tensorboard: bool = opt(True, "also write TensorBoard logs")
+    resume: bool = opt(False, "continue from the latest checkpoint in --out")
+    overwrite: bool = opt(False, "replace a different run in --out")
+    optim: OptimConfig = opt(factory=OptimConfig, flatten=True)
+
+
+@dataclass
+class PretrainTrainingConfig(TrainingConfig):
+    max_steps: int | None = opt(1000, "optimizer steps", min=1)
+    eval_every: int | None = opt(200, "evaluate on the held-out split every N steps (0 = only "
+                                 "at the end)", min=0)
+    save_every: int | None = opt(500, "checkpoint every N steps (and always at the end)", min=1)
+    keep_checkpoints: int = opt(3, "checkpoints kept (0 = all)", min=0)
+
+
+@dataclass
+class FinetuneTrainingConfig(TrainingConfig):
+    epochs: float = opt(3.0, "passes over the training data", min=0, exclusive_min=True)
+    max_steps: int | None = opt(None, "stop after this many optimizer steps (overrides "
+                                "--epochs)", min=1)
+    eval_batch_size: int = opt(64, "evaluation batch size", min=1)
+    patience: int | None = opt(None, "early stopping: stop after N evaluations without "
+                               "improvement of the main metric", min=1)
+    log_every: int = opt(50, "log the training loss every N steps", min=1)
+    group_by_length: bool = opt(True, "batch similar lengths together (less padding)")
+    optim: FinetuneOptimConfig = opt(factory=FinetuneOptimConfig, flatten=True)
+
+
+@dataclass(kw_only=True)
+class PretrainConfig(PretrainTrainingConfig):
+    data: str = opt(help="directory written by `hanlm data build`")
+    out: str = opt(help="run directory (config, logs, checkpoints)")
+    preset: Literal["tiny", "mini", "small", "medium", "base"] = opt("mini", "model size")
+    batch_ramp_steps: int = opt(
+        0, "grow each micro-batch linearly from --batch-ramp-start sequences to --batch-size "
+        "over the first N steps (0 = off; hanlm/data/batches.py: BatchSchedule)", min=0)
+    batch_ramp_start: int = opt(4, "sequences per micro-batch at step 0 of the ramp", min=1)
+    length_buckets: int = opt(
+        64, "batch the samples of this many consecutive steps by length, so batches carry less "
+        "padding (1 = off; see hanlm/data/batches.py)", min=1)
+    dropout: float = opt(
+        0.0, "dropout of hidden states and attention while pretraining (0: none, as cramming and "
+        "ModernBERT pretrain; 1.2-1.3x faster here, docs/BENCHMARKS.md)", min=0)
+    export_dropout: float = opt(
+        0.1, "dropout written into a new model's config, which fine-tuning reads (BERT's 0.1)",
+        min=0)
+    mlm_bias_init: Literal["unigram", "zeros"] = opt(
+        "unigram", "a new model's MLM output bias: the log frequencies of the training tokens "
+        "(it starts where the early MLM plateau ends, docs/BENCHMARKS.md) or zeros (Hugging Face)")
+    init_from: str | None = opt(
+        None, "start from this Hugging Face BERT directory (continued pretraining)")
+    trust_pickle: bool = opt(
+        False, "allow --init-from pickle (pytorch_model.bin) weights, which can run code")
+    eval_batches: int = opt(20, "held-out batches per evaluation", min=1)
+    masking: MaskingConfig = opt(factory=MaskingConfig, flatten=True)

@@ -1,0 +1,88 @@
+"""Choosing the training precision by measuring it on this machine.
+
+CPUs differ: with AVX512-BF16 or AMX a bf16 matmul runs 2-3x an fp32 one, without them bf16 is
+emulated and slower. GPUs with bf16 (Ampere and later) are always faster in it. `auto` therefore
+asks the hardware: on a GPU its capability, on a CPU a short timing of the model's own
+feed-forward shape (forward and backward, under autocast as training runs it) in fp32 and in
+bf16. bf16 is kept only when it is clearly faster, since its results differ from fp32's in the
+last bits. The choice and the figures behind it are logged.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from dataclasses import dataclass
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+# bf16 must be this much faster to be chosen: below it the timing noise of a loaded machine
+# could flip the choice between runs.
+BF16_MIN_SPEEDUP = 1.15
+_ACCELERATE_NAMES = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    precision: str  # fp32, bf16 or fp16
+    reason: str
+
+    @property
+    def accelerate(self) -> str:
+        """The name Accelerate's `mixed_precision` takes."""
+        return _ACCELERATE_NAMES[self.precision]
+
+
+def choose_precision(requested: str, hidden_size: int, *, cuda: bool | None = None
+                     ) -> PrecisionChoice:
+    """`requested` unless it is `auto`; then bf16 where it is measured (CPU) or known (GPU) to
+    be faster for a model of `hidden_size`, else fp32."""
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    if requested != "auto":
+        return PrecisionChoice(requested, "asked for")
+    if cuda:
+        if torch.cuda.is_bf16_supported():
+            return PrecisionChoice("bf16", "this GPU supports bf16")
+        return PrecisionChoice("fp32", "this GPU has no bf16")
+    return _measured_on_cpu(hidden_size)
+
+
+@functools.cache
+def _measured_on_cpu(hidden_size: int) -> PrecisionChoice:
+    """Measured once per process and width, so that the runs of one process (a study, a test
+    suite) agree and do not each pay for the measurement."""
+    fp32, bf16 = cpu_step_seconds(hidden_size, bf16=False), cpu_step_seconds(hidden_size, bf16=True)
+    speedup = fp32 / bf16
+    figures = f"a {hidden_size}-wide feed-forward step: fp32 {fp32 * 1e3:.1f} ms, bf16 {bf16 * 1e3:.1f} ms"
+    if speedup >= BF16_MIN_SPEEDUP:
+        return PrecisionChoice("bf16", f"bf16 measured {speedup:.2f}x faster on this CPU ({figures})")
+    return PrecisionChoice("fp32", f"bf16 measured {speedup:.2f}x fp32 on this CPU, below "
+                                   f"{BF16_MIN_SPEEDUP}x ({figures})")
+
+
+def cpu_step_seconds(hidden_size: int, *, bf16: bool, tokens: int = 2048,
+                     seconds: float = 0.15) -> float:
+    """Median seconds of a forward + backward through a BERT feed-forward block (hidden ->
+    4 x hidden -> hidden) over `tokens` rows, in fp32 or under bf16 autocast."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(tokens, hidden_size, generator=generator, requires_grad=True)
+    up = torch.randn(4 * hidden_size, hidden_size, generator=generator, requires_grad=True)
+    down = torch.randn(hidden_size, 4 * hidden_size, generator=generator, requires_grad=True)
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            y = torch.nn.functional.linear(torch.nn.functional.gelu(
+                torch.nn.functional.linear(x, up)), down)
+        y.float().sum().backward()
+
+    step()  # the first call pays for kernel selection
+    times = []
+    deadline = time.perf_counter() + seconds
+    while len(times) < 3 or time.perf_counter() < deadline:
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
