@@ -44,7 +44,6 @@ logger = logging.getLogger(__name__)
 
 MODELS = ("review", "general", "random")
 TASKS = ("nsmc", "klue-nli", "klue-ner")
-NO_EVAL = 10**9  # eval_every: evaluate only after the last step
 
 
 @dataclass(frozen=True)
@@ -536,8 +535,9 @@ def finetune_run(plan: Plan, sources: Sources, model_dir: Path, files: dict[str,
     runs it touches and nothing else, and a model pretrained again is never scored by the runs
     of its predecessor.
     """
-    from hanlm.tasks.loop import FinetuneOptimConfig, TrainConfig
-    from hanlm.tasks.run import DataOptions, FinetuneConfig, finetune
+    from hanlm.tasks.config import DataOptions, FinetuneConfig
+    from hanlm.tasks.run import finetune
+    from hanlm.train.config import FinetuneOptimConfig
 
     out = plan.work / "finetune" / spec.name
     inputs = _task_inputs(plan, sources, files, spec)
@@ -547,10 +547,9 @@ def finetune_run(plan: Plan, sources: Sources, model_dir: Path, files: dict[str,
         dev=str(inputs["dev"]) if inputs["dev"] else None, dropout=plan.finetune_dropout,
         options=DataOptions(split_dev=inputs["split"], limit=inputs["limit"],
                             max_len=plan.max_len),
-        loop=TrainConfig(max_steps=finetune_steps(plan, spec.task, n_train),
-                         batch_size=plan.finetune_batch_size, eval_every=NO_EVAL,
-                         keep_checkpoints=1, seed=spec.seed, progress=False,
-                         optim=FinetuneOptimConfig(lr=plan.finetune_lr)))
+        max_steps=finetune_steps(plan, spec.task, n_train),
+        batch_size=plan.finetune_batch_size, eval_every=0, keep_checkpoints=1, seed=spec.seed,
+        progress=False, optim=FinetuneOptimConfig(lr=plan.finetune_lr))
     digests = input_digests(model_dir, inputs)
     cached = _finished_with(out, cfg) and _read_json(out / INPUTS_FILE) == digests
     if not cached:

@@ -222,7 +222,9 @@ class _Trainer:
         if self.evaluate is not None:
             model = self.acc.unwrap_model(self.model)
             model.eval()
-            with torch.no_grad(), self.runtime.autocast():
+            # In fp32 whatever the training precision: the scores that select the best model
+            # are then the ones `hanlm evaluate` reproduces.
+            with torch.no_grad():
                 evaluation = self.evaluate(model, self.acc)
             model.train()
             self.log.log(self.state.step, evaluation.metrics, split="dev")

@@ -292,10 +292,10 @@ def pretrain(cfg: PretrainConfig, hooks: Hooks | None = None) -> Path:
 def _evaluate(cfg: PretrainConfig, run: _Run, log: MetricsLog, step: int) -> dict | None:
     if len(run.eval_reader) == 0:
         return None
-    with run.runtime.autocast():
-        metrics = evaluate(run.unwrapped, run.eval_reader, run.collate, batch_size=cfg.batch_size,
-                           batches=cfg.eval_batches, device=run.runtime.device,
-                           unigram_log_probs=run.unigram)
+    # In fp32 whatever the training precision, so evaluations compare across runs.
+    metrics = evaluate(run.unwrapped, run.eval_reader, run.collate, batch_size=cfg.batch_size,
+                       batches=cfg.eval_batches, device=run.runtime.device,
+                       unigram_log_probs=run.unigram)
     log.log(step, metrics, split="eval")
     logger.info("step %d eval: %s", step, format_metrics(metrics))
     return metrics

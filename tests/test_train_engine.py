@@ -1,0 +1,104 @@
+"""The shared training surface: the learning-rate schedule (by steps and by time), the precision
+choice, and a time-budgeted pretraining run that anneals and resumes bit-identically."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hanlm.train import precision
+from hanlm.train.checkpoint import latest_checkpoint
+from hanlm.train.config import OptimConfig, PretrainConfig
+from hanlm.train.engine import Hooks
+from hanlm.train.log import read_metrics
+from hanlm.train.optim import Schedule, lr_factor
+from hanlm.train.pretrain import pretrain
+
+
+def test_without_a_budget_the_schedule_is_the_step_schedule():
+    cfg = OptimConfig(lr=1e-3, warmup_ratio=0.1)
+    schedule = Schedule(cfg, total_steps=50)
+    expected = [1e-3 * lr_factor(s, warmup=5, total=50, schedule="linear") for s in range(50)]
+    assert [schedule.lr(s, elapsed=1e9) for s in range(50)] == expected
+    assert expected[0] == pytest.approx(2e-4) and expected[4] == pytest.approx(1e-3)
+
+
+def test_with_a_budget_the_schedule_follows_the_larger_of_step_and_time_progress():
+    cfg = OptimConfig(lr=1.0, warmup_ratio=0.0)
+    schedule = Schedule(cfg, total_steps=100, budget_seconds=60.0)
+    assert schedule.lr(10, elapsed=0.0) == pytest.approx(0.9)  # steps ahead of time
+    assert schedule.lr(10, elapsed=30.0) == pytest.approx(0.5)  # time ahead of steps
+    assert schedule.lr(10, elapsed=60.0) == 0.0  # the budget spent: annealed to zero
+    cosine = Schedule(OptimConfig(lr=1.0, warmup_ratio=0.0, schedule="cosine"), 100, 60.0)
+    assert cosine.lr(0, elapsed=30.0) == pytest.approx(0.5 * (1 + math.cos(math.pi / 2)))
+
+
+def test_an_explicit_precision_is_kept_and_auto_follows_the_measurement(monkeypatch):
+    assert precision.choose_precision("fp32", 128, cuda=False).precision == "fp32"
+    assert precision.choose_precision("bf16", 128, cuda=False).reason == "asked for"
+    timings = {False: 2.0, True: 1.0}  # bf16 twice as fast
+    monkeypatch.setattr(precision, "cpu_step_seconds", lambda h, *, bf16: timings[bf16])
+    precision._measured_on_cpu.cache_clear()
+    choice = precision.choose_precision("auto", 96, cuda=False)
+    assert choice.precision == "bf16" and "2.00x faster" in choice.reason
+    timings[True] = 1.9  # bf16 barely faster: fp32 keeps its exact results
+    precision._measured_on_cpu.cache_clear()
+    choice = precision.choose_precision("auto", 96, cuda=False)
+    assert choice.precision == "fp32" and "below" in choice.reason
+    precision._measured_on_cpu.cache_clear()
+
+
+def test_the_measurement_times_a_real_step_in_both_precisions():
+    fp32 = precision.cpu_step_seconds(64, bf16=False, tokens=64, seconds=0.01)
+    bf16 = precision.cpu_step_seconds(64, bf16=True, tokens=64, seconds=0.01)
+    assert fp32 > 0 and bf16 > 0
+
+
+class _StepClock:
+    """A clock that advances half a second per optimizer step, so a time-budgeted run is
+    reproducible: `now` reads it, the `on_step` hook moves it."""
+
+    def __init__(self, start_step: int = 0, crash_at: int | None = None):
+        self.t, self.crash_at = start_step * 0.5, crash_at
+
+    def on_step(self, step: int, model) -> None:
+        self.t = step * 0.5
+        if step == self.crash_at:
+            raise RuntimeError("simulated crash")
+
+    def hooks(self) -> Hooks:
+        return Hooks(on_step=self.on_step, now=lambda: self.t)
+
+
+def _timed_run(data: Path, out: Path, clock: _StepClock, *, resume: bool = False) -> None:
+    # 10 s of budget at 0.5 s a step: time stops the run at step 20 of 1,000.
+    pretrain(PretrainConfig(
+        data=str(data), out=str(out), preset="tiny", max_steps=1000, max_minutes=10 / 60,
+        batch_size=4, eval_every=0, eval_batches=1, log_every=1, save_every=8,
+        keep_checkpoints=0, threads=1, tensorboard=False, precision="fp32", progress=False,
+        resume=resume), clock.hooks())
+
+
+@pytest.mark.slow
+def test_a_time_budget_anneals_to_zero_and_resumes_bit_identically(tiny_pretraining_data,
+                                                                   tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    _timed_run(tiny_pretraining_data, straight, _StepClock())
+    train = [r for r in read_metrics(straight) if r["split"] == "train"]
+    assert train[-1]["step"] == 20
+    lrs = [r["lr"] for r in train]
+    assert lrs[-1] < 0.1 * max(lrs)  # annealed over the time it had, not cut off at 2% of it
+    assert latest_checkpoint(straight).elapsed_seconds == pytest.approx(10.0)
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _timed_run(tiny_pretraining_data, resumed, _StepClock(crash_at=11))
+    assert latest_checkpoint(resumed).step == 8
+    _timed_run(tiny_pretraining_data, resumed, _StepClock(start_step=8), resume=True)
+    a = load_file(latest_checkpoint(straight).path / "model.safetensors")
+    b = load_file(latest_checkpoint(resumed).path / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["lr"] for r in read_metrics(resumed) if r["split"] == "train"] == lrs
