@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 from pathlib import Path
@@ -177,6 +178,8 @@ def test_a_setting_given_with_quick_wins_even_when_it_equals_the_default():
     assert resolve(StudyConfig(quick=True, seeds=[1, 2, 3])).cfg.seeds == [1, 2, 3]
     from_flags = config.build(StudyConfig, {"quick": "true", "seeds": ["1", "2", "3"]})
     assert resolve(from_flags).cfg.seeds == [1, 2, 3]
+    changed = dataclasses.replace(StudyConfig(quick=True), seeds=[2])
+    assert changed.seeds == [2] and changed.target_chars == 2_000_000
 
 
 def test_pretrain_phases_keep_the_tokens_per_step_and_the_step_budget():

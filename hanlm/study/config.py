@@ -7,11 +7,14 @@ torch, transformers or numpy: `hanlm study --help` builds its flags from it.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from hanlm import config
 from hanlm.config import opt
 
 MODES = Path(__file__).with_name("modes")
@@ -21,19 +24,29 @@ def mode_file(name: str) -> Path:
     return MODES / f"{name}.yaml"
 
 
-def _remembers_given(cls: type) -> type:
-    """Record which fields the caller set (keyword arguments; `hanlm.config.build` passes
-    exactly the keys of the YAML file and the flags), so a mode fills in only the others: with
-    `--quick --seeds 1 2 3` the quick study runs three seeds although 1 2 3 is also the default."""
+def _quick_fills_in(cls: type) -> type:
+    """With `quick=True`, the settings the caller did not give (keyword arguments;
+    `hanlm.config.build` passes exactly the keys of the YAML file and the flags) are the quick
+    mode's: `--quick --seeds 1 2 3` runs three seeds although 1 2 3 is also the default."""
     init = cls.__init__
 
     @functools.wraps(init)
     def __init__(self: Any, **given: Any) -> None:
         init(self, **given)
-        object.__setattr__(self, "given", frozenset(given))
+        if self.quick:
+            mode = _quick_mode()
+            for f in dataclasses.fields(self):
+                if f.name not in given:
+                    object.__setattr__(self, f.name, copy.deepcopy(getattr(mode, f.name)))
 
     cls.__init__ = __init__  # type: ignore[misc]
     return cls
+
+
+@functools.cache
+def _quick_mode() -> StudyConfig:
+    path = mode_file("quick")
+    return config.build(StudyConfig, {**config.read_yaml(path), "quick": False}, source=str(path))
 
 
 # The default sizes: BERT-tiny, not mini: on 2 CPU cores tiny runs ~4x the tokens/s of mini,
@@ -43,7 +56,7 @@ def _remembers_given(cls: type) -> type:
 # every step budget tried (4,000, 7,000) raised NSMC accuracy at 10,000 labels, and 10,000 still
 # fits the 2-hour budget. The 50-minute cap per model keeps the whole study under 2 hours on a
 # host 1.8x slower than the one that ran it in 78 minutes (where no model reached the cap).
-@_remembers_given
+@_quick_fills_in
 @dataclass(frozen=True, kw_only=True)
 class StudyConfig:
     quick: bool = opt(False, "the ~10-minute version: smaller slices, same code path (the "

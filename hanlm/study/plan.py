@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hanlm import config
 from hanlm.errors import HanlmError
-from hanlm.study.config import StudyConfig, mode_file
+from hanlm.study.config import StudyConfig
 from hanlm.study.workdir import WorkDir
 
 logger = logging.getLogger(__name__)
@@ -39,17 +39,7 @@ def default_data_dir() -> str:
     return os.environ.get("HANLM_SHARED_DATA") or str(Path("..") / "shared" / "data")
 
 
-def apply_mode(cfg: StudyConfig) -> StudyConfig:
-    """The quick mode's settings under those the caller gave; the config itself otherwise."""
-    if not cfg.quick:
-        return cfg
-    given = {name: getattr(cfg, name) for name in cfg.given}  # type: ignore[attr-defined]
-    path = mode_file("quick")
-    return config.build(StudyConfig, {**config.read_yaml(path), **given}, source=str(path))
-
-
 def resolve(cfg: StudyConfig) -> Study:
-    cfg = apply_mode(cfg)
     if any(not 0 < f <= 1 for f in cfg.fractions):
         raise HanlmError("--fractions must lie in (0, 1]")
     if not 0 <= cfg.short_share <= 1:
