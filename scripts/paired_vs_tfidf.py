@@ -17,7 +17,7 @@ import numpy as np
 from scipy.stats import binomtest
 
 from hanlm.study.baselines import classify_texts
-from hanlm.study.run import load_split
+from hanlm.study.finetune import load_split
 
 
 def main(nsmc_dir: str, prediction_files: list[str]) -> None:

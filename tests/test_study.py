@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 from pathlib import Path
@@ -12,20 +13,15 @@ from safetensors.torch import load_file, save_file
 
 from hanlm import config
 from hanlm.errors import HanlmError
+from hanlm.study import cache, stages
 from hanlm.study import corpora as corpora_lib
-from hanlm.study import run as study_run
 from hanlm.study.baselines import run_baseline
+from hanlm.study.config import MODES, StudyConfig, mode_file
 from hanlm.study.corpora import Deduper, Sources, build_corpora, take_chars, text_key
+from hanlm.study.plan import pretrain_phases, resolve, run_specs
 from hanlm.study.report import goals, goals_text
-from hanlm.study.run import (
-    StudyConfig,
-    check_work_dir,
-    pretrain_phases,
-    pretrain_stage,
-    resolve,
-    run_specs,
-    run_study,
-)
+from hanlm.study.run import run_study
+from hanlm.study.workdir import WorkDir
 from hanlm.tasks.base import ReadOptions
 from hanlm.tasks.registry import get_task
 
@@ -171,48 +167,117 @@ def test_tfidf_baseline_learns_the_fixtures(tmp_path):
 
 
 def test_quick_plan_resolves_overrides():
-    plan = resolve(StudyConfig(quick=True, preset="mini", seeds=[3, 4]))
-    assert plan.mode == "quick" and plan.preset == "mini" and plan.seeds == (3, 4)
-    assert plan.target_chars == 2_000_000  # the quick default
-    assert len(run_specs(plan)) == 2 * 3 * (3 + 2)
+    cfg = resolve(StudyConfig(quick=True, preset="mini", seeds=[3, 4])).cfg
+    assert cfg.mode == "quick" and cfg.preset == "mini" and cfg.seeds == [3, 4]
+    assert cfg.target_chars == 2_000_000  # the quick default
+    assert len(run_specs(cfg)) == 2 * 3 * (3 + 2)
+
+
+def test_a_setting_given_with_quick_wins_even_when_it_equals_the_default():
+    assert resolve(StudyConfig(quick=True)).cfg.seeds == [1]
+    assert resolve(StudyConfig(quick=True, seeds=[1, 2, 3])).cfg.seeds == [1, 2, 3]
+    from_flags = config.build(StudyConfig, {"quick": "true", "seeds": ["1", "2", "3"]})
+    assert resolve(from_flags).cfg.seeds == [1, 2, 3]
+    changed = dataclasses.replace(StudyConfig(quick=True), seeds=[2])
+    assert changed.seeds == [2] and changed.target_chars == 2_000_000
 
 
 def test_pretrain_phases_keep_the_tokens_per_step_and_the_step_budget():
-    plan = resolve(StudyConfig())
-    short, long = pretrain_phases(plan)
+    cfg = resolve(StudyConfig()).cfg
+    short, long = pretrain_phases(cfg)
     assert short.max_len * short.batch_size == long.max_len * long.batch_size
-    assert short.steps + long.steps == plan.pretrain_steps and short.steps == 5000
+    assert short.steps + long.steps == cfg.pretrain_steps and short.steps == 5000
     assert long.init_from == short.suffix and short.init_from is None
-    assert len(pretrain_phases(resolve(StudyConfig(short_len=0)))) == 1
-    assert len(pretrain_phases(resolve(StudyConfig(short_len=128)))) == 1
+    assert len(pretrain_phases(resolve(StudyConfig(short_len=0)).cfg)) == 1
+    assert len(pretrain_phases(resolve(StudyConfig(short_len=128)).cfg)) == 1
     with pytest.raises(HanlmError, match="short-share"):
         resolve(StudyConfig(short_share=1.5))
 
 
+def test_results_go_under_the_work_dir_unless_given(tmp_path):
+    assert resolve(StudyConfig(work_dir=str(tmp_path))).results == tmp_path / "results"
+    assert resolve(StudyConfig()).results == Path("study-work") / "default" / "results"
+    assert resolve(StudyConfig(quick=True)).work.root == Path("study-work") / "quick"
+    given = resolve(StudyConfig(work_dir=str(tmp_path), results=str(tmp_path / "r")))
+    assert given.results == tmp_path / "r"
+
+
 def test_a_work_dir_made_by_other_code_is_reused_and_said_so(tmp_path, monkeypatch, caplog):
-    plan = resolve(StudyConfig(quick=True, work_dir=str(tmp_path / "work")))
-    first = check_work_dir(plan, overwrite=False)
-    assert first["work_dir_made_by"] == first["this_invocation"] == study_run.source_fingerprint()
+    work = WorkDir(tmp_path / "work")
+    work.root.mkdir()
+    first = cache.source_record(work)
+    assert first["work_dir_made_by"] == first["this_invocation"] == cache.source_fingerprint()
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
-    monkeypatch.setattr(study_run, "source_fingerprint", lambda: "0" * 64)
-    second = check_work_dir(plan, overwrite=False)
+    monkeypatch.setattr(cache, "source_fingerprint", lambda: "0" * 64)
+    second = cache.source_record(work)
     assert second == {"work_dir_made_by": first["this_invocation"], "this_invocation": "0" * 64}
     assert "made by other hanlm code" in caplog.text
 
 
-def test_a_plan_json_from_before_the_mlm_probability_field_is_read_as_bert_s_rate(tmp_path):
-    plan = resolve(StudyConfig(quick=True, work_dir=str(tmp_path / "work"),
-                               pretrain_mlm_probability=0.15))
-    check_work_dir(plan, overwrite=False)
-    path = tmp_path / "work" / "plan.json"
-    old = json.loads(path.read_text(encoding="utf-8"))
-    del old["pretrain_mlm_probability"]
-    path.write_text(json.dumps(old), encoding="utf-8")
-    check_work_dir(plan, overwrite=False)  # the same plan: reused
-    path.write_text(json.dumps(old), encoding="utf-8")
-    other = resolve(StudyConfig(quick=True, work_dir=str(tmp_path / "work")))  # now 0.25
-    with pytest.raises(HanlmError, match="pretrain_mlm_probability"):
-        check_work_dir(other, overwrite=False)
+def _started(cfg: StudyConfig) -> tuple[WorkDir, list[cache.Stage]]:
+    """A work directory in which every stage of `cfg` was started (outputs: one file each)."""
+    study = resolve(cfg)
+    stage_list = stages.stage_list(study)
+    records = {}
+    for stage in stage_list:
+        for out in stage.outputs:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "part").write_text("x")
+        records[stage.name] = cache.cache_key(stage.settings)
+    study.work.stages_file.write_text(json.dumps(records))
+    return study.work, stage_list
+
+
+def _stale(cfg: StudyConfig) -> set[str]:
+    study = resolve(cfg)
+    records = json.loads(study.work.stages_file.read_text(encoding="utf-8"))
+    return set(cache.stale_stages(stages.stage_list(study), records))
+
+
+def test_each_stage_is_keyed_by_the_settings_it_reads(tmp_path):
+    base = dict(quick=True, work_dir=str(tmp_path / "work"), data=str(tmp_path))
+    _started(StudyConfig(**base))
+    unkeyed = dict(finetune_lr=1e-4, finetune_epochs=3.0, seeds=[5], klue_split="1:0.5",
+                      klue_limit=10, finetune_dropout=0.1, keep_models=True,
+                      full_nsmc_baseline=False, pretrain_minutes=1.0, results="elsewhere")
+    assert _stale(StudyConfig(**base, **unkeyed)) == set()
+    pretraining = {"pretrain/review-short", "pretrain/review", "export/review-short",
+                   "export/review", "random-init", "pretrain/general-short", "pretrain/general",
+                   "export/general-short", "export/general"}
+    assert _stale(StudyConfig(**base, pretrain_lr=1e-3)) == pretraining
+    assert _stale(StudyConfig(**base, nsmc_test=10)) == {"task files"}
+    assert _stale(StudyConfig(**base, vocab_size=300)) == {
+        "tokenizer/review", "tokenizer/general", "data/review-short", "data/review",
+        "data/general-short", "data/general", *pretraining}
+
+
+def test_stages_made_with_other_settings_are_refused_or_redone_with_overwrite(tmp_path):
+    base = dict(quick=True, work_dir=str(tmp_path / "work"), data=str(tmp_path))
+    work, _ = _started(StudyConfig(**base))
+    changed = resolve(StudyConfig(**base, nsmc_test=10))
+    with pytest.raises(HanlmError, match=r"task files \(nsmc_test\).*--overwrite"):
+        cache.check_work_dir(work, stages.stage_list(changed), overwrite=False)
+    assert (work.nsmc / "part").is_file()
+    cache.check_work_dir(work, stages.stage_list(changed), overwrite=True)
+    assert not work.nsmc.exists() and (work.pretrain("review", "") / "part").is_file()
+    assert "task files" not in json.loads(work.stages_file.read_text(encoding="utf-8"))
+
+
+def test_an_older_study_s_work_dir_is_refused_unless_overwritten(tmp_path):
+    study = resolve(StudyConfig(quick=True, work_dir=str(tmp_path / "work")))
+    study.work.root.mkdir()
+    (study.work.root / "plan.json").write_text("{}")
+    stage_list = stages.stage_list(study)
+    with pytest.raises(HanlmError, match="older hanlm code.*--overwrite"):
+        cache.check_work_dir(study.work, stage_list, overwrite=False)
+    cache.check_work_dir(study.work, stage_list, overwrite=True)
+    assert not (study.work.root / "plan.json").exists() and study.work.stages_file.is_file()
+    other = WorkDir(tmp_path / "other")
+    other.root.mkdir()
+    (other.root / "notes.txt").write_text("mine")
+    with pytest.raises(HanlmError, match="not a study work directory"):
+        cache.check_work_dir(other, stage_list, overwrite=True)
+    assert (other.root / "notes.txt").is_file()
 
 
 def test_the_pretraining_mask_rate_reaches_the_pretraining_run(tmp_path, monkeypatch):
@@ -220,8 +285,9 @@ def test_the_pretraining_mask_rate_reaches_the_pretraining_run(tmp_path, monkeyp
 
     seen = []
     monkeypatch.setattr(pretrain_module, "pretrain", lambda cfg: seen.append(cfg))
-    plan = resolve(StudyConfig(quick=True, work_dir=str(tmp_path), pretrain_mlm_probability=0.2))
-    pretrain_stage(plan, "review", pretrain_phases(plan)[0], cached=False)
+    study = resolve(StudyConfig(quick=True, work_dir=str(tmp_path), pretrain_mlm_probability=0.2))
+    stage = next(s for s in stages.stage_list(study) if s.name == "pretrain/review-short")
+    cache.run_stage(stage, study.work, cache.Timings(tmp_path / "timings.json"))
     assert seen[0].masking.mlm_probability == 0.2
 
 
@@ -319,7 +385,7 @@ def test_micro_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     assert all((d / "metrics.json").stat().st_mtime_ns != t for d, t in finished.items()
                if d not in redone)
     # Another plan in the same work directory is refused.
-    with pytest.raises(HanlmError, match="another plan"):
+    with pytest.raises(HanlmError, match="other settings"):
         run_study(StudyConfig(work_dir=str(work), results=str(tmp_path / "r3"),
                               **{**MICRO, "vocab_size": 300}))
 
@@ -330,16 +396,23 @@ def test_evaluation_texts_of_the_shared_data(shared_data):
     assert len(texts) == 50_000 + 2 * 3_000 + 5_000
 
 
-@pytest.mark.parametrize("name", ["study.yaml", "study-quick.yaml", "study-gpu.yaml"])
-def test_shipped_study_configs_load(name):
-    path = Path(__file__).resolve().parents[1] / "configs" / name
-    cfg = config.build(StudyConfig, config.read_yaml(path), source=str(path))
-    plan = resolve(cfg)
-    assert plan.seeds and plan.pretrain_steps > 0
+@pytest.mark.parametrize("path", sorted(MODES.glob("*.yaml")), ids=lambda p: p.name)
+def test_mode_files_load(path):
+    cfg = resolve(config.build(StudyConfig, config.read_yaml(path), source=str(path))).cfg
+    assert cfg.seeds and cfg.pretrain_steps > 0
 
 
-def test_explicit_configs_equal_the_built_in_modes():
-    root = Path(__file__).resolve().parents[1] / "configs"
-    for name, quick in (("study.yaml", False), ("study-quick.yaml", True)):
-        spelled = resolve(config.build(StudyConfig, config.read_yaml(root / name)))
-        assert spelled == resolve(StudyConfig(quick=quick))
+def test_the_quick_mode_file_is_what_quick_runs():
+    spelled = resolve(config.build(StudyConfig, config.read_yaml(mode_file("quick"))))
+    assert spelled == resolve(StudyConfig(quick=True))
+    assert spelled.cfg.target_chars == 2_000_000 and spelled.cfg.mode == "quick"
+    assert resolve(StudyConfig()).cfg == StudyConfig(fractions=[0.01, 0.1, 1.0])
+
+
+def test_study_help_prints_every_setting():
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="hanlm study")
+    config.add_arguments(parser, StudyConfig)
+    text = " ".join(parser.format_help().split())
+    assert "reference accuracy of 87.4" in text and "--pretrain-mlm-probability" in text

@@ -34,8 +34,6 @@ from pathlib import Path
 
 from hanlm import atomic
 from hanlm.errors import HanlmError
-from hanlm.tasks.base import ReadOptions
-from hanlm.tasks.registry import get_task
 from hanlm.text import CorpusConfig, load_ids, read_documents
 from hanlm.text.normalize import normalize
 
@@ -101,6 +99,9 @@ def text_key(text: str) -> str:
 
 def evaluation_texts(sources: Sources) -> list[str]:
     """Every text the study evaluates on, read with the tasks' own readers."""
+    from hanlm.tasks.base import ReadOptions
+    from hanlm.tasks.registry import get_task  # imports every task's metrics (scipy)
+
     read = ReadOptions()
     texts = [e.text for e in get_task("nsmc").read(sources.nsmc_test, read)]
     for e in get_task("klue-nli").read(sources.nli_dev, read):

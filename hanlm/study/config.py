@@ -1,0 +1,122 @@
+"""The settings of `hanlm study`: one dataclass whose defaults are the default study.
+
+Other modes are YAML files of the settings that differ (`hanlm/study/modes/*.yaml`, shipped
+with the package so `--quick` works from an installed hanlm). This module imports no
+torch, transformers or numpy: `hanlm study --help` builds its flags from it.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from hanlm import config
+from hanlm.config import opt
+
+MODES = Path(__file__).with_name("modes")
+
+
+def mode_file(name: str) -> Path:
+    return MODES / f"{name}.yaml"
+
+
+def _quick_fills_in(cls: type) -> type:
+    """With `quick=True`, the settings the caller did not give (keyword arguments;
+    `hanlm.config.build` passes exactly the keys of the YAML file and the flags) are the quick
+    mode's: `--quick --seeds 1 2 3` runs three seeds although 1 2 3 is also the default."""
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self: Any, **given: Any) -> None:
+        init(self, **given)
+        if self.quick:
+            mode = _quick_mode()
+            for f in dataclasses.fields(self):
+                if f.name not in given:
+                    object.__setattr__(self, f.name, copy.deepcopy(getattr(mode, f.name)))
+
+    cls.__init__ = __init__  # type: ignore[misc]
+    return cls
+
+
+@functools.cache
+def _quick_mode() -> StudyConfig:
+    path = mode_file("quick")
+    return config.build(StudyConfig, {**config.read_yaml(path), "quick": False}, source=str(path))
+
+
+# The default sizes: BERT-tiny, not mini: on 2 CPU cores tiny runs ~4x the tokens/s of mini,
+# and in a pilot (docs/RESULTS.md) its MLM loss fell further in the same time. Trained on
+# 128-token sequences alone, tiny does not leave the early MLM plateau within this budget;
+# 32-token sequences first do (`short_len`, `hanlm.study.plan.pretrain_phases`). 10,000 steps:
+# every step budget tried (4,000, 7,000) raised NSMC accuracy at 10,000 labels, and 10,000 still
+# fits the 2-hour budget. The 50-minute cap per model keeps the whole study under 2 hours on a
+# host 1.8x slower than the one that ran it in 78 minutes (where no model reached the cap).
+@_quick_fills_in
+@dataclass(frozen=True, kw_only=True)
+class StudyConfig:
+    quick: bool = opt(False, "the ~10-minute version: smaller slices, same code path (the "
+                      "settings of hanlm/study/modes/quick.yaml under --config and the flags)")
+    data: str | None = opt(None, "shared data folder (default: $HANLM_SHARED_DATA, else "
+                           "../shared/data)")
+    work_dir: str | None = opt(None, "stage cache (default: study-work/MODE, MODE = default "
+                               "or quick)")
+    results: str | None = opt(None, "results.json, plots and report.md (default: "
+                              "WORK_DIR/results)")
+    overwrite: bool = opt(False, "redo the stages of the work directory that were made with "
+                          "other settings (without it they are refused)")
+    preset: Literal["tiny", "mini", "small", "medium", "base"] = opt("tiny", "model size")
+    target_chars: int = opt(10_000_000, "characters of each pretraining corpus (review, "
+                            "general)", min=1000)
+    vocab_size: int = opt(16000, "WordPiece vocabulary of each tokenizer", min=100)
+    pretrain_steps: int = opt(10000, "pretraining steps of each model", min=1)
+    pretrain_minutes: float = opt(50.0, "safety cap on each pretraining run, split between the "
+                                  "phases (minutes)", min=0, exclusive_min=True)
+    pretrain_lr: float = opt(2e-3, "pretraining peak learning rate", min=0, exclusive_min=True)
+    short_len: int = opt(32, "phase 1 of pretraining on sequences of this many tokens, as many "
+                         "tokens per step (0 = one phase at --max-len)", min=0)
+    short_share: float = opt(0.5, "share of the pretraining steps in phase 1 (0-1)", min=0)
+    pretrain_batch_size: int = opt(32, "pretraining sequences per step (of --max-len tokens)",
+                                   min=1)
+    pretrain_dropout: float = opt(0.0, "pretraining dropout (0: the short-budget choice of "
+                                  "cramming; the models fine-tune with the same setting)", min=0)
+    pretrain_mlm_probability: float = opt(
+        0.25, "fraction of tokens to predict in pretraining (BERT's 0.15 scored 0.9 points lower "
+        "on an NSMC validation split in a pilot: docs/RESULTS.md)", min=0, exclusive_min=True)
+    max_len: int = opt(128, "tokens per sequence (pretraining and fine-tuning)", min=16)
+    nsmc_train: int = opt(10000, "NSMC full-fraction training set, a fixed-seed subsample "
+                          "(0 = all 150K)", min=0)
+    nsmc_test: int = opt(5000, "NSMC test subsample every model is scored on (0 = all 50K)",
+                         min=0)
+    fractions: list[float] = opt(help="NSMC training fractions of the data-efficiency curve "
+                                 "(1 is always added)", factory=lambda: [0.01, 0.1, 1.0])
+    klue_split: str = opt("42:0.2", "SEED:FRACTION: KLUE dev sets split into train / held-out "
+                          "(by premise / sentence)")
+    klue_limit: int = opt(1500, "at most N examples of each KLUE split part (0 = all)", min=0)
+    seeds: list[int] = opt(help="fine-tuning seeds", factory=lambda: [1, 2, 3])
+    finetune_epochs: float = opt(2.0, "NSMC fine-tuning epochs", min=0, exclusive_min=True)
+    klue_finetune_epochs: float = opt(10.0, "KLUE-NLI/NER fine-tuning epochs (their "
+                                      "1,500-example splits need more passes than NSMC)",
+                                      min=0, exclusive_min=True)
+    finetune_min_steps: int = opt(30, "at least this many fine-tuning steps (small training "
+                                  "fractions)", min=1)
+    finetune_lr: float = opt(5e-4, "fine-tuning peak learning rate", min=0, exclusive_min=True)
+    finetune_batch_size: int = opt(32, "fine-tuning batch size", min=1)
+    finetune_dropout: float | None = opt(
+        None, "dropout while fine-tuning every model (default: the models' own, which is "
+        "--pretrain-dropout; BERT's 0.1 scored no better on a validation split, docs/RESULTS.md)",
+        min=0)
+    re_share: float = opt(0.1, "share of KLUE-RE sentences in the general corpus", min=0)
+    seed: int = opt(0, "seed of corpus sampling, subsamples, pretraining and random init")
+    full_nsmc_baseline: bool = opt(True, "also fit TF-IDF + LR on all 150K NSMC reviews and "
+                                   "score all 50K test reviews (the reference accuracy of 87.4)")
+    keep_models: bool = opt(False, "keep the fine-tuned models (default: metrics and "
+                            "predictions only)")
+
+    @property
+    def mode(self) -> str:
+        return "quick" if self.quick else "default"

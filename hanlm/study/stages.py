@@ -1,0 +1,249 @@
+"""The study's stages up to fine-tuning, each a function of its own settings.
+
+1. corpora     two pretraining corpora of equal size (`hanlm.study.corpora`)
+2. tokenizer   a WordPiece vocabulary per corpus
+3. data        NSP/MLM shards per corpus and pretraining phase
+4. pretrain    the same preset and step budget for both corpora
+5. export      Hugging Face directories; plus a random-initialised model of the same size
+               (the review tokenizer, so random init reads NSMC with the in-domain vocabulary)
+6. task files  fixed-seed NSMC subsamples: the "100%" training set, its smaller fractions as
+               prefixes, and the test sample every model is scored on
+
+A stage reads the config only through its settings dataclass, whose fields are therefore its
+cache key (`hanlm.study.cache`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hanlm import atomic
+from hanlm.study.cache import Stage
+from hanlm.study.config import StudyConfig
+from hanlm.study.corpora import CORPORA, Sources, build_corpora
+from hanlm.study.plan import Phase, Study, fraction_name, pretrain_phases
+from hanlm.study.workdir import WorkDir
+
+T = TypeVar("T")
+
+
+def pick(cls: type[T], cfg: StudyConfig, **values: Any) -> T:
+    """A settings dataclass: `values`, and the config's fields of the same names for the rest."""
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in values]  # type: ignore[arg-type]
+    return cls(**values, **{name: getattr(cfg, name) for name in names})
+
+
+@dataclass(frozen=True)
+class CorporaSettings:
+    data: str
+    target_chars: int
+    re_share: float
+    seed: int
+
+
+def corpora_stage(s: CorporaSettings, work: WorkDir, *, cached: bool) -> dict:
+    if not cached:
+        build_corpora(Sources(Path(s.data)), work.corpora, s.target_chars, seed=s.seed,
+                      re_share=s.re_share)
+    return json.loads(work.corpora_report.read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class TokenizerSettings:
+    corpus: str
+    vocab_size: int
+
+
+def tokenizer_stage(s: TokenizerSettings, work: WorkDir, *, cached: bool) -> Path:
+    from hanlm.text import CorpusConfig
+    from hanlm.tokenizer import TokenizerTrainConfig, train_tokenizer
+
+    out = work.tokenizer(s.corpus)
+    if not cached:
+        train_tokenizer(TokenizerTrainConfig(
+            corpus=[str(work.corpus(s.corpus))], out=str(out), vocab_size=s.vocab_size,
+            overwrite=True, reader=CorpusConfig(format="docs")))
+    return out
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    corpus: str
+    phase: str
+    max_len: int  # the phase's
+    seed: int
+
+
+def data_stage(s: DataSettings, work: WorkDir, *, cached: bool) -> Path:
+    from hanlm.data.build import DataBuildConfig, build_dataset
+    from hanlm.text import CorpusConfig
+
+    out = work.data(s.corpus, s.phase)
+    if not cached:
+        build_dataset(DataBuildConfig(
+            corpus=[str(work.corpus(s.corpus))], tokenizer=str(work.tokenizer(s.corpus)),
+            out=str(out), max_len=s.max_len, seed=s.seed, workers=min(2, os.cpu_count() or 1),
+            chunk_chars=1_000_000, resume=out.exists(), reader=CorpusConfig(format="docs")))
+    return out
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    corpus: str
+    phase: Phase
+    preset: str
+    pretrain_lr: float
+    pretrain_dropout: float
+    pretrain_mlm_probability: float
+    seed: int
+
+
+def pretrain_config(s: PretrainSettings, work: WorkDir) -> Any:
+    """The `hanlm pretrain` config of one phase."""
+    from hanlm.data.masking import MaskingConfig
+    from hanlm.train.optim import OptimConfig
+    from hanlm.train.pretrain import PretrainConfig
+
+    phase, out = s.phase, work.pretrain(s.corpus, s.phase.suffix)
+    init_from = (str(work.model(s.corpus, phase.init_from))
+                 if phase.init_from is not None else None)
+    return PretrainConfig(
+        data=str(work.data(s.corpus, phase.suffix)), out=str(out), preset=s.preset,  # type: ignore[arg-type]
+        max_steps=phase.steps, max_minutes=phase.minutes, init_from=init_from,
+        batch_size=phase.batch_size, dropout=s.pretrain_dropout,
+        export_dropout=s.pretrain_dropout, seed=s.seed, log_every=10,
+        eval_every=max(50, phase.steps // 8), save_every=max(100, phase.steps // 4),
+        keep_checkpoints=1, tensorboard=False, resume=(out / "run.json").is_file(),
+        optim=OptimConfig(lr=s.pretrain_lr),
+        masking=MaskingConfig(mlm_probability=s.pretrain_mlm_probability))
+
+
+def pretrain_stage(s: PretrainSettings, work: WorkDir, *, cached: bool) -> Path:
+    from hanlm.train.pretrain import pretrain
+
+    if not cached:
+        pretrain(pretrain_config(s, work))
+    return work.pretrain(s.corpus, s.phase.suffix)
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    corpus: str
+    phase: str
+    preset: str
+
+
+def export_stage(s: ExportSettings, work: WorkDir, *, cached: bool) -> Path:
+    from hanlm.export import ExportConfig, export_model
+
+    out = work.model(s.corpus, s.phase)
+    if not cached:
+        export_model(ExportConfig(checkpoint=str(work.pretrain(s.corpus, s.phase)), out=str(out),
+                                  name=f"hanlm-study-{s.corpus}-{s.preset}", overwrite=True))
+    return out
+
+
+@dataclass(frozen=True)
+class RandomSettings:
+    seed: int
+
+
+def random_stage(s: RandomSettings, work: WorkDir, *, cached: bool) -> Path:
+    """A never-trained BERT of the review model's configuration, with the review tokenizer."""
+    import torch
+    from transformers import BertConfig, BertForPreTraining
+
+    from hanlm.tokenizer import format as tokenizer_files
+
+    reference, out = work.model("review"), work.model("random")
+    if not cached:
+        torch.manual_seed(s.seed)
+        model = BertForPreTraining(BertConfig.from_pretrained(reference))
+        with atomic.directory(out) as tmp:
+            model.save_pretrained(tmp)
+            tokenizer_files.copy_files(reference, tmp)
+    return out
+
+
+@dataclass(frozen=True)
+class TaskFileSettings:
+    data: str
+    nsmc_train: int
+    nsmc_test: int
+    fractions: tuple[float, ...]
+    seed: int
+
+
+def _table_rows(path: Path) -> tuple[str, list[str]]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return lines[0], [line for line in lines[1:] if line.strip()]
+
+
+def _sample(rows: list[str], n: int, seed: int) -> list[str]:
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    return [rows[i] for i in (order[:n] if n else order)]
+
+
+def task_files_stage(s: TaskFileSettings, work: WorkDir, *, cached: bool) -> dict[str, Path]:
+    """NSMC files in the original format: nested training fractions and the test sample."""
+    parts = [fraction_name(f) for f in s.fractions] + ["test"]
+    files = {part: work.nsmc_file(part) for part in parts}
+    if not cached:
+        sources = Sources(Path(s.data))
+        work.nsmc.mkdir(parents=True, exist_ok=True)
+        header, rows = _table_rows(sources.nsmc_train)
+        train = _sample(rows, s.nsmc_train, s.seed)
+        for f in s.fractions:
+            part = train[: max(1, round(f * len(train)))]
+            atomic.write_text(files[fraction_name(f)], "\n".join([header, *part]) + "\n")
+        header, rows = _table_rows(sources.nsmc_test)
+        test = _sample(rows, s.nsmc_test, s.seed)
+        atomic.write_text(files["test"], "\n".join([header, *test]) + "\n")
+    return files
+
+
+def _pretraining_stages(study: Study, corpus: str) -> list[Stage]:
+    """Tokenizer, then data, pretraining and export of each phase, of one corpus."""
+    cfg, work = study.cfg, study.work
+    stages = [Stage(f"tokenizer/{corpus}", pick(TokenizerSettings, cfg, corpus=corpus),
+                    tokenizer_stage, work.tokenizer(corpus) / "hanlm_tokenizer.json",
+                    (work.tokenizer(corpus),), ("corpora",))]
+    for phase in pretrain_phases(cfg):
+        key = f"{corpus}{phase.suffix}"
+        before = () if phase.init_from is None else (f"export/{corpus}{phase.init_from}",)
+        stages += [
+            Stage(f"data/{key}", pick(DataSettings, cfg, corpus=corpus, phase=phase.suffix,
+                                      max_len=phase.max_len), data_stage,
+                  work.data(corpus, phase.suffix) / "meta.json",
+                  (work.data(corpus, phase.suffix),), (f"tokenizer/{corpus}",)),
+            Stage(f"pretrain/{key}", pick(PretrainSettings, cfg, corpus=corpus, phase=phase),
+                  pretrain_stage, work.pretrain(corpus, phase.suffix) / "final_metrics.json",
+                  (work.pretrain(corpus, phase.suffix),), (f"data/{key}", *before)),
+            Stage(f"export/{key}", pick(ExportSettings, cfg, corpus=corpus, phase=phase.suffix),
+                  export_stage, work.model(corpus, phase.suffix) / "config.json",
+                  (work.model(corpus, phase.suffix),), (f"pretrain/{key}",)),
+        ]
+    return stages
+
+
+def stage_list(study: Study) -> list[Stage]:
+    """Every cached stage in the order it runs (a stage after those it reads)."""
+    cfg, work, data = study.cfg, study.work, str(study.data)
+    stages = [Stage("corpora", pick(CorporaSettings, cfg, data=data), corpora_stage,
+                    work.corpora_report, (work.corpora,))]
+    for corpus in CORPORA:
+        stages += _pretraining_stages(study, corpus)
+    return stages + [
+        Stage("random-init", pick(RandomSettings, cfg), random_stage,
+              work.model("random") / "config.json", (work.model("random"),), ("export/review",)),
+        Stage("task files", pick(TaskFileSettings, cfg, data=data,
+                                 fractions=tuple(cfg.fractions)),
+              task_files_stage, work.nsmc_file("test"), (work.nsmc,)),
+    ]
