@@ -1,4 +1,5 @@
-"""The pretraining model: `transformers`' BertForPreTraining with a sparse MLM loss.
+"""The pretraining model: `transformers`' BertForPreTraining (objective `bert`: MLM + NSP) or
+BertForMaskedLM (objective `mlm`, no NSP head or pooler) with a sparse MLM loss.
 
 The architecture is the stock Hugging Face BERT (export is then a plain `save_pretrained`).
 What hanlm adds is the loss: Hugging Face computes the 30k-way vocabulary projection on every
@@ -16,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import BertConfig, BertForPreTraining
+from transformers import BertConfig, BertForMaskedLM, BertForPreTraining
 
 from hanlm.errors import HanlmError
 from hanlm.model.presets import PRESETS
@@ -30,6 +31,7 @@ def build_bert_config(
     pad_token_id: int = 0,
     dropout: float = 0.1,
     attn_implementation: str = "sdpa",
+    nsp: bool = True,
 ) -> BertConfig:
     if preset not in PRESETS:
         raise HanlmError(f"unknown preset '{preset}'; choose one of {', '.join(PRESETS)}")
@@ -44,7 +46,7 @@ def build_bert_config(
         pad_token_id=pad_token_id,
         hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout,
-        architectures=["BertForPreTraining"],
+        architectures=["BertForPreTraining" if nsp else "BertForMaskedLM"],
     )
     config._attn_implementation = attn_implementation
     return config
@@ -63,15 +65,19 @@ class PretrainingOutput:
 
 
 class PretrainingModel(nn.Module):
-    """Wraps BertForPreTraining; `forward` returns the MLM + NSP loss on a sparse batch.
+    """Wraps BertForPreTraining (MLM + NSP) or BertForMaskedLM (MLM only); `forward` returns the
+    loss on a sparse batch.
 
     A wrapper (rather than calling `bert.bert` and `bert.cls` from the loop) so that DDP,
-    Accelerate and DeepSpeed see one module whose forward produces the loss.
+    Accelerate and DeepSpeed see one module whose forward produces the loss. The MLM-only model
+    has no pooler and no NSP head at all, rather than unused ones: DDP refuses parameters that
+    get no gradient.
     """
 
-    def __init__(self, bert: BertForPreTraining):
+    def __init__(self, bert: BertForPreTraining | BertForMaskedLM):
         super().__init__()
         self.bert = bert
+        self.nsp = isinstance(bert, BertForPreTraining)
 
     @property
     def config(self) -> BertConfig:
@@ -84,25 +90,30 @@ class PretrainingModel(nn.Module):
         attention_mask: torch.Tensor,
         mlm_positions: torch.Tensor,
         mlm_labels: torch.Tensor,
-        nsp_labels: torch.Tensor,
+        nsp_labels: torch.Tensor | None = None,
     ) -> PretrainingOutput:
-        """`mlm_positions` index the flattened [batch*seq] positions; `mlm_labels` their ids."""
+        """`mlm_positions` index the flattened [batch*seq] positions; `mlm_labels` their ids;
+        `nsp_labels` are read only by the MLM + NSP model."""
         encoded = self.bert.bert(
             input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask
         )
         hidden = encoded.last_hidden_state.flatten(0, 1).index_select(0, mlm_positions)
         mlm_logits = self.bert.cls.predictions(hidden)
-        nsp_logits = self.bert.cls.seq_relationship(encoded.pooler_output)
         token_losses = F.cross_entropy(mlm_logits.float(), mlm_labels, reduction="none")
         mlm_loss = token_losses.mean()
-        nsp_loss = F.cross_entropy(nsp_logits.float(), nsp_labels)
+        if self.nsp:
+            nsp_logits = self.bert.cls.seq_relationship(encoded.pooler_output)
+            nsp_loss = F.cross_entropy(nsp_logits.float(), nsp_labels)
+            nsp_correct = (nsp_logits.detach().argmax(-1) == nsp_labels).sum()
+            nsp_count = torch.tensor(nsp_labels.numel())
+        else:
+            nsp_loss = nsp_correct = nsp_count = torch.zeros((), device=mlm_loss.device)
         with torch.no_grad():
             # "the label's logit is the largest": amax is ~15x faster than argmax on CPU, where
             # argmax of the [masked x vocab] logits took 6% of a BERT-tiny step (ties, which
             # argmax would give to the first index, count as correct; they do not occur in fp32).
             label_logits = mlm_logits.gather(1, mlm_labels[:, None]).squeeze(1)
             mlm_correct = (label_logits >= mlm_logits.amax(-1)).sum()
-            nsp_correct = (nsp_logits.argmax(-1) == nsp_labels).sum()
         return PretrainingOutput(
             loss=mlm_loss + nsp_loss,
             mlm_loss=mlm_loss.detach(),
@@ -111,7 +122,7 @@ class PretrainingModel(nn.Module):
             mlm_count=torch.tensor(mlm_labels.numel()),
             mlm_token_losses=token_losses.detach(),
             nsp_correct=nsp_correct,
-            nsp_count=torch.tensor(nsp_labels.numel()),
+            nsp_count=nsp_count,
         )
 
 
@@ -125,7 +136,10 @@ def set_dropout(model: nn.Module, p: float) -> None:
 
 
 def new_pretraining_model(config: BertConfig, seed: int) -> PretrainingModel:
+    """A new model of the architecture `config` names (BertForPreTraining or BertForMaskedLM)."""
     torch.manual_seed(seed)
+    if config.architectures == ["BertForMaskedLM"]:
+        return PretrainingModel(BertForMaskedLM(config))
     return PretrainingModel(BertForPreTraining(config))
 
 

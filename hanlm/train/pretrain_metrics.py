@@ -32,38 +32,83 @@ def evaluate(model: PretrainingModel, reader: ShardReader, collate: Collator, *,
     was_training = model.training
     model.eval()
     n = min(len(reader), batches * batch_size)
-    totals = dict(mlm_loss=0.0, mlm_correct=0, mlm_count=0, nsp_loss=0.0, nsp_correct=0, nsp_count=0,
-                  masked_loss=0.0, unigram_loss=0.0, masked_count=0)
+    sums = HeadSums()
+    masked = dict(loss=0.0, unigram=0.0, count=0)
     for lo in range(0, n, batch_size):
         idx = list(range(lo, min(n, lo + batch_size)))
         batch = collate([reader[i] for i in idx], idx, [EVAL_EPOCH] * len(idx))
         out = model(**{k: v.to(device) for k, v in batch.items()})
-        totals["mlm_loss"] += out.mlm_loss.item() * int(out.mlm_count)
-        totals["nsp_loss"] += out.nsp_loss.item() * int(out.nsp_count)
-        for key in ("mlm_correct", "mlm_count", "nsp_correct", "nsp_count"):
-            totals[key] += int(getattr(out, key))
+        sums.add(out, token_weighted=True)
         if unigram_log_probs is not None:
             shown_as_mask = batch["input_ids"].flatten()[batch["mlm_positions"]] == collate.mask_id
-            totals["masked_loss"] += out.mlm_token_losses.cpu()[shown_as_mask].sum().item()
-            totals["unigram_loss"] -= unigram_log_probs[batch["mlm_labels"][shown_as_mask]].sum().item()
-            totals["masked_count"] += int(shown_as_mask.sum())
+            masked["loss"] += out.mlm_token_losses.cpu()[shown_as_mask].sum().item()
+            masked["unigram"] -= unigram_log_probs[batch["mlm_labels"][shown_as_mask]].sum().item()
+            masked["count"] += int(shown_as_mask.sum())
     model.train(was_training)
-    mlm_loss = totals["mlm_loss"] / max(1, totals["mlm_count"])
-    nsp_loss = totals["nsp_loss"] / max(1, totals["nsp_count"])
-    metrics = {
-        "loss": mlm_loss + nsp_loss,
-        "mlm_loss": mlm_loss,
-        "mlm_accuracy": totals["mlm_correct"] / max(1, totals["mlm_count"]),
-        "nsp_loss": nsp_loss,
-        "nsp_accuracy": totals["nsp_correct"] / max(1, totals["nsp_count"]),
-        "instances": n,
-    }
-    if totals["masked_count"]:
-        masked = totals["masked_loss"] / totals["masked_count"]
-        unigram = totals["unigram_loss"] / totals["masked_count"]
-        metrics.update(mlm_masked_loss=masked, mlm_unigram_loss=unigram,
-                       mlm_context_gain=unigram - masked)
+    metrics = {**sums.metrics(per_count=True), "instances": n}
+    if masked["count"]:
+        masked_loss = masked["loss"] / masked["count"]
+        unigram = masked["unigram"] / masked["count"]
+        metrics.update(mlm_masked_loss=masked_loss, mlm_unigram_loss=unigram,
+                       mlm_context_gain=unigram - masked_loss)
     return metrics
+
+
+HEADS = ("mlm", "nsp", "rtd")  # masked LM, next sentence, replaced-token detection (ELECTRA)
+
+
+class HeadSums:
+    """Loss, correct and count of each prediction head a model's output carries (`mlm_loss`,
+    `mlm_correct`, `mlm_count`, ...); a head with no predictions in the output is left out, so
+    an MLM-only model reports no NSP figures. `loss` is the sum of the heads' mean losses, each
+    times the output's `HEAD_weight` where it has one (ELECTRA weighs replaced-token detection
+    by 50)."""
+
+    def __init__(self):
+        self.loss: dict[str, float] = {}
+        self.correct: dict[str, int] = {}
+        self.count: dict[str, int] = {}
+        self.weight: dict[str, float] = {}
+        self.outputs = 0
+
+    def add(self, out, *, token_weighted: bool) -> None:
+        """One output's figures: its mean losses times its prediction counts when
+        `token_weighted` (a held-out mean over every prediction), else as they are (a mean
+        over micro-batches, as training logs)."""
+        self.outputs += 1
+        for head in HEADS:
+            count = int(getattr(out, f"{head}_count", 0))
+            if not count:
+                continue
+            loss = getattr(out, f"{head}_loss").item()
+            self.loss[head] = self.loss.get(head, 0.0) + (loss * count if token_weighted else loss)
+            self.correct[head] = self.correct.get(head, 0) + int(getattr(out, f"{head}_correct"))
+            self.count[head] = self.count.get(head, 0) + count
+            self.weight[head] = float(getattr(out, f"{head}_weight", 1.0))
+
+    def vector(self) -> list[float]:
+        return [x for head in HEADS for x in (self.loss.get(head, 0.0),
+                                              self.correct.get(head, 0), self.count.get(head, 0))]
+
+    def load(self, values: list[float]) -> None:
+        for k, head in enumerate(HEADS):
+            loss, correct, count = values[3 * k: 3 * k + 3]
+            if count:
+                self.loss[head], self.correct[head], self.count[head] = loss, correct, count
+
+    def metrics(self, *, per_count: bool, outputs: int | None = None) -> dict[str, float]:
+        """Mean loss and accuracy per head; losses divided by the predictions (`per_count`) or
+        by the number of outputs added."""
+        metrics: dict[str, float] = {"loss": 0.0}
+        for head in HEADS:
+            if head not in self.count:
+                continue
+            denominator = self.count[head] if per_count else max(1, outputs or self.outputs)
+            loss = self.loss[head] / denominator
+            metrics["loss"] += self.weight.get(head, 1.0) * loss
+            metrics[f"{head}_loss"] = loss
+            metrics[f"{head}_accuracy"] = self.correct[head] / self.count[head]
+        return metrics
 
 
 def unigram_log_probs(reader: ShardReader, vocab_size: int, special_ids: set[int]) -> torch.Tensor:
@@ -83,41 +128,27 @@ class TrainWindow:
         self.reset()
 
     def reset(self):
-        self.micro_steps = 0
-        self.mlm_loss = self.nsp_loss = 0.0
-        self.mlm_correct = self.mlm_count = self.nsp_correct = self.nsp_count = 0
+        self.heads = HeadSums()
         self.tokens = self.samples = 0
         self.started = time.perf_counter()
 
     def add(self, out, batch) -> None:
-        self.mlm_loss += out.mlm_loss.item()
-        self.nsp_loss += out.nsp_loss.item()
-        self.mlm_correct += int(out.mlm_correct)
-        self.mlm_count += int(out.mlm_count)
-        self.nsp_correct += int(out.nsp_correct)
-        self.nsp_count += int(out.nsp_count)
+        self.heads.add(out, token_weighted=False)
         self.tokens += int(batch["attention_mask"].sum())
         self.samples += batch["input_ids"].shape[0]
-        self.micro_steps += 1
 
     def metrics(self, accelerator) -> dict[str, float]:
         """Averages over the window and over every process (so the figures do not depend on
         how the global batch was split)."""
         seconds = time.perf_counter() - self.started
-        sums = torch.tensor(
-            [self.mlm_loss, self.nsp_loss, self.micro_steps, self.mlm_correct, self.mlm_count,
-             self.nsp_correct, self.nsp_count, self.tokens, self.samples],
-            dtype=torch.float64, device=accelerator.device,
-        )
+        sums = torch.tensor([*self.heads.vector(), self.heads.outputs, self.tokens, self.samples],
+                            dtype=torch.float64, device=accelerator.device)
         if accelerator.num_processes > 1:
             sums = accelerator.reduce(sums, reduction="sum")
-        mlm_loss, nsp_loss, micro, mlm_ok, mlm_n, nsp_ok, nsp_n, tokens, samples = sums.tolist()
+        *heads, outputs, tokens, samples = sums.tolist()
+        self.heads.load(heads)
         return {
-            "loss": (mlm_loss + nsp_loss) / max(1, micro),
-            "mlm_loss": mlm_loss / max(1, micro),
-            "nsp_loss": nsp_loss / max(1, micro),
-            "mlm_accuracy": mlm_ok / max(1, mlm_n),
-            "nsp_accuracy": nsp_ok / max(1, nsp_n),
+            **self.heads.metrics(per_count=False, outputs=int(outputs)),
             "tokens_per_second": tokens / max(seconds, 1e-9),
             "samples_per_second": samples / max(seconds, 1e-9),
         }
