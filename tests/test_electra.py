@@ -322,12 +322,12 @@ def test_a_few_steps_on_one_batch_lower_the_loss():
     batch = _batch(seed=2)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
     losses, mlm = [], []
-    for step in range(25):
+    for step in range(8):
         out = _run(model, batch, seed=step)
         optimizer.zero_grad()
         out.loss.backward()
         optimizer.step()
-        losses.append(float(out.loss))
+        losses.append(float(out.loss.detach()))
         mlm.append(float(out.mlm_loss))
-    assert sum(losses[-3:]) < 0.8 * sum(losses[:3]), losses
-    assert sum(mlm[-3:]) < sum(mlm[:3]), mlm
+    assert sum(losses[-2:]) < 0.85 * sum(losses[:2]), losses
+    assert sum(mlm[-2:]) < 0.85 * sum(mlm[:2]), mlm
