@@ -105,3 +105,24 @@ def test_single_document_gives_only_is_next(n_docs):
     docs = _docs(rng, n_docs=n_docs, sentences=(10, 11))
     instances = pairs_from_document(docs, 0, max_len=64, short_seq_prob=0, rng=rng)
     assert instances and not any(i.is_random_next for i in instances)
+
+
+def test_packing_fills_every_sequence_across_documents_and_drops_no_token():
+    from hanlm.data.instances import pack_documents
+
+    def doc(ids):
+        return TokenizedDocument.from_sentences(
+            [(np.asarray(ids), np.ones(len(ids), bool))] if len(ids) else [], limit=1000)
+
+    docs = [doc(range(10, 15)), doc(range(20, 27)), doc([])]
+    packed = pack_documents(docs, max_len=6, cls_id=1, sep_id=2)
+    rows = np.split(packed.ids, np.cumsum(packed.lengths)[:-1])
+    assert [r.tolist() for r in rows] == [[1, 10, 11, 12, 13, 2], [1, 14, 2, 20, 21, 2],
+                                          [1, 22, 23, 24, 25, 2], [1, 26, 2]]
+    assert (packed.len_a == packed.lengths).all() and not packed.random_next.any()
+    # another pass cuts elsewhere, with a [SEP] where the rotation joins the last document to the first
+    again = pack_documents(docs, max_len=6, cls_id=1, sep_id=2, offset=3)
+    body = [t for t in again.ids.tolist() if t != 1]
+    assert body == [13, 14, 2, 20, 2, 21, 22, 23, 24, 2, 25, 26, 2, 10, 2, 11, 12, 2]
+    assert sorted(t for t in again.ids.tolist() if t > 2) == sorted(
+        t for t in packed.ids.tolist() if t > 2)

@@ -181,3 +181,34 @@ class Pairs:
     lengths: np.ndarray
     len_a: np.ndarray
     random_next: np.ndarray
+
+
+def pack_documents(docs: list[TokenizedDocument], *, max_len: int, cls_id: int, sep_id: int,
+                   offset: int = 0) -> Pairs:
+    """Sequences for an objective without next-sentence prediction (`mlm`, `electra`): the
+    documents' tokens back to back with [SEP] between two documents, cut every `max_len - 2`
+    tokens into [CLS] tokens [SEP] (RoBERTa's FULL-SENTENCES). Crossing document boundaries
+    leaves no padding, and a corpus of short texts (reviews) or of a single document fills
+    every sequence. `offset` tokens are taken off the front and put at the back, so another
+    pass over the same documents (`--dupe-factor`) cuts them elsewhere. The last sequence may
+    be shorter; no token is dropped."""
+    docs = [d for d in docs if d.ids.size]
+    if not docs:
+        return assemble([], cls_id=cls_id, sep_id=sep_id)
+    sep = np.array([sep_id], np.int32)
+    # A [SEP] after every document; the last one ends up where the rotation wraps around.
+    ids = np.concatenate([x for d in docs for x in (d.ids, sep)])
+    starts = np.concatenate([x for d in docs for x in (d.starts, np.ones(1, bool))])
+    offset %= ids.size
+    keep = ids.size if offset else ids.size - 1
+    ids, starts = np.roll(ids, -offset)[:keep], np.roll(starts, -offset)[:keep]
+    body = max_len - 2
+    cuts = range(0, ids.size, body)
+    n = len(cuts)
+    cls = np.array([cls_id], np.int32)
+    out_ids = np.concatenate([x for c in cuts for x in (cls, ids[c:c + body], sep)])
+    one = np.ones(1, bool)
+    out_starts = np.concatenate([x for c in cuts for x in (one, starts[c:c + body], one)])
+    lengths = np.fromiter((min(body, ids.size - c) + 2 for c in cuts), np.int64, n)
+    return Pairs(ids=out_ids, word_starts=out_starts.astype(np.uint8), lengths=lengths,
+                 len_a=lengths.copy(), random_next=np.zeros(n, bool))
