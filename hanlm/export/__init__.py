@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForPreTraining, BertConfig, BertForPreTraining
 
 from hanlm import atomic
 from hanlm.config import opt
 from hanlm.errors import HanlmError
 from hanlm.export.card import pretraining_card
+from hanlm.model import objectives
 from hanlm.tokenizer import format as tokenizer_files
 from hanlm.train.checkpoint import resolve_checkpoint
 
@@ -43,13 +43,13 @@ def _run_dir(checkpoint_path: Path) -> Path:
     return run_dir
 
 
-def load_checkpoint_model(path: str | Path) -> tuple[BertForPreTraining, dict, dict, Path]:
-    """(model, run.json, checkpoint state, run dir) of a run or checkpoint directory."""
+def load_checkpoint_model(path: str | Path) -> tuple[torch.nn.Module, dict, dict, Path]:
+    """(model, run.json, checkpoint state, run dir) of a run or checkpoint directory; the model
+    is what the run's objective trains (hanlm/model/objectives.py)."""
     ckpt = resolve_checkpoint(path)
     run_dir = _run_dir(ckpt.path)
     run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    config = BertConfig.from_dict(run["model_config"])
-    model = BertForPreTraining(config)
+    model = objectives.empty_model(run)
     try:
         missing, unexpected = model.load_state_dict(ckpt.model_state(), strict=False)
     except RuntimeError as e:  # shapes differ: weights of another preset than run.json says
@@ -76,8 +76,8 @@ def export_model(cfg: ExportConfig) -> Path:
         tokenizer_meta = json.loads((tok_dir / "hanlm_tokenizer.json").read_text(encoding="utf-8"))
     name = cfg.name or out.name
     with atomic.directory(out) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer_files.copy_files(tok_dir, tmp)
+        for directory in objectives.save_export(model, tmp):
+            tokenizer_files.copy_files(tok_dir, directory)
         card = pretraining_card(
             name=name, config=model.config, parameters=sum(p.numel() for p in model.parameters()),
             run=run, state=state, tokenizer_meta=tokenizer_meta,
@@ -98,19 +98,14 @@ def export_model(cfg: ExportConfig) -> Path:
 
 
 @torch.no_grad()
-def verify_export(model: BertForPreTraining, out: Path, tolerance: float = 1e-5) -> float:
-    """Reload with stock transformers and compare MLM and NSP logits on a fixed input."""
-    reloaded = AutoModelForPreTraining.from_pretrained(out, use_safetensors=True).eval()
+def verify_export(model: torch.nn.Module, out: Path, tolerance: float = 1e-5) -> float:
+    """Reload with stock transformers and compare every head's logits on a fixed input."""
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(5, model.config.vocab_size, (2, 16), generator=generator)
     types = torch.zeros_like(ids)
     types[:, 8:] = 1
-    a = model(input_ids=ids, token_type_ids=types)
-    b = reloaded(input_ids=ids, token_type_ids=types)
-    difference = max(
-        (a.prediction_logits - b.prediction_logits).abs().max().item(),
-        (a.seq_relationship_logits - b.seq_relationship_logits).abs().max().item(),
-    )
+    difference = max((a - b).abs().max().item()
+                     for a, b in objectives.export_logits(model, out, ids, types))
     if difference > tolerance:
         raise HanlmError(f"exported model differs from the checkpoint by {difference:.2e}", path=str(out))
     return difference

@@ -101,6 +101,7 @@ class ElectraOutput:
     replaced_fraction: torch.Tensor  # of the masked positions, the share the generator changed
     replaced_count: torch.Tensor  # the same as a count (sums exactly over micro-batches)
     sampled_ids: torch.Tensor  # the generator's sample at each masked position
+    rtd_weight: float = 50.0  # disc_weight, for logs that add the losses up as `loss` does
 
 
 class ElectraPretrainingModel(nn.Module):
@@ -196,6 +197,7 @@ class ElectraPretrainingModel(nn.Module):
             replaced_fraction=replaced_count.float() / max(mlm_labels.numel(), 1),
             replaced_count=replaced_count,
             sampled_ids=sampled,
+            rtd_weight=self.disc_weight,
         )
 
 

@@ -107,6 +107,16 @@ class PretrainConfig(PretrainTrainingConfig):
     data: str = opt(help="directory written by `hanlm data build`")
     out: str = opt(help="run directory (config, logs, checkpoints)")
     preset: Literal["tiny", "mini", "small", "medium", "base"] = opt("mini", "model size")
+    objective: Literal["bert", "mlm", "electra"] | None = opt(
+        None, "bert = MLM + next-sentence prediction; mlm = MLM alone on packed sequences; "
+        "electra = replaced-token detection with a small generator (default: what the data was "
+        "built for, `hanlm data build --objective`)")
+    generator_ratio: float = opt(
+        0.25, "electra: the generator's width as a fraction of the discriminator's (Clark et "
+        "al. 2020: 1/4 to 1/2 works best)", min=0, exclusive_min=True)
+    disc_weight: float = opt(
+        50.0, "electra: weight of the replaced-token loss against the generator's MLM loss",
+        min=0, exclusive_min=True)
     batch_ramp_steps: int = opt(
         0, "grow each micro-batch linearly from --batch-ramp-start sequences to --batch-size "
         "over the first N steps (0 = off; hanlm/data/batches.py: BatchSchedule)", min=0)

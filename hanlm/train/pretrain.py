@@ -22,7 +22,8 @@ from hanlm import config as config_lib
 from hanlm.data.batches import BatchSchedule, Collator, micro_batches, sample_lengths
 from hanlm.data.shards import ShardReader, read_meta
 from hanlm.errors import HanlmError
-from hanlm.model.bert import PretrainingModel, build_bert_config, new_pretraining_model, set_dropout
+from hanlm.model import objectives
+from hanlm.model.bert import PretrainingModel, set_dropout
 from hanlm.tokenizer import KoreanTokenizer
 from hanlm.tokenizer import format as tokenizer_files
 from hanlm.train.checkpoint import Checkpoint, latest_checkpoint, save_training_checkpoint
@@ -52,16 +53,18 @@ def batch_schedule(cfg: PretrainConfig, world: int = 1) -> BatchSchedule:
                          ramp_steps=cfg.batch_ramp_steps, ramp_start=cfg.batch_ramp_start)
 
 
-def _run_identity(cfg: PretrainConfig, meta: dict) -> dict:
+def _run_identity(cfg: PretrainConfig, meta: dict, objective: str) -> dict:
     """What must match for --resume to continue a run."""
     return {
         "data": meta["tokenizer_fingerprint"] + ":" + config_lib.fingerprint(meta["splits"]),
         "preset": cfg.preset,
         "seed": cfg.seed,
+        "objective": objective,
     }
 
 
-def _write_run_files(out: Path, cfg: PretrainConfig, identity: dict, meta: dict, tok_dir: Path, model_config) -> None:
+def _write_run_files(out: Path, cfg: PretrainConfig, identity: dict, meta: dict, tok_dir: Path,
+                     model: torch.nn.Module) -> None:
     out.mkdir(parents=True, exist_ok=True)
     config_lib.save(cfg, out / "config.yaml")
     if not (out / "tokenizer").is_dir():
@@ -72,21 +75,22 @@ def _write_run_files(out: Path, cfg: PretrainConfig, identity: dict, meta: dict,
         "identity": identity,
         "data": str(Path(cfg.data).resolve()),
         "data_meta": {k: meta[k] for k in ("documents", "chars", "max_len", "splits", "settings")},
-        "model_config": model_config.to_dict(),
+        "objective": identity["objective"],
+        **objectives.model_configs(model),
     }
     atomic.write_text(out / RUN_FILE, json.dumps(run, indent=2, ensure_ascii=False, default=str))
 
 
 def _build_model(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict,
-                 unigram: torch.Tensor) -> PretrainingModel:
-    model = _new_or_loaded_model(cfg, tok, meta)
+                 unigram: torch.Tensor, objective: str) -> torch.nn.Module:
+    model = _new_or_loaded_model(cfg, tok, meta, objective)
     if not cfg.init_from and cfg.mlm_bias_init == "unigram":
         init_mlm_bias(model, unigram)
     set_dropout(model, cfg.dropout)
     return model
 
 
-def init_mlm_bias(model: PretrainingModel, log_probs: torch.Tensor) -> None:
+def init_mlm_bias(model: torch.nn.Module, log_probs: torch.Tensor) -> None:
     """Start the MLM output bias at the log frequencies of the tokens it will predict.
 
     Hugging Face starts it at zeros, so a new BERT predicts every token as likely (loss ln V)
@@ -95,32 +99,33 @@ def init_mlm_bias(model: PretrainingModel, log_probs: torch.Tensor) -> None:
     their log frequencies are the best context-free prediction; starting there is the usual
     "initialise the output to the prior" advice. The model stays a stock BertForPreTraining
     (the bias is a normal parameter, tied to the decoder's)."""
+    bias = objectives.mlm_output_bias(model)
     with torch.no_grad():
-        model.bert.cls.predictions.bias.copy_(log_probs.to(model.bert.cls.predictions.bias.dtype))
+        bias.copy_(log_probs.to(bias.dtype))
 
 
-def _new_or_loaded_model(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict) -> PretrainingModel:
+def _new_or_loaded_model(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict,
+                         objective: str) -> torch.nn.Module:
     if cfg.init_from:
-        return PretrainingModel(_load_init_from(cfg, tok, meta))
+        if objective == "electra":
+            raise HanlmError("--init-from continues a BERT (objectives bert and mlm); ELECTRA "
+                             "starts from scratch")
+        return PretrainingModel(_load_init_from(cfg, tok, meta, objective))
     if meta["max_len"] > 512:
         logger.info("data max_len %d: the new model gets %d positions", meta["max_len"], meta["max_len"])
-    bert_config = build_bert_config(
-        cfg.preset,
-        vocab_size=tok.vocab_size,
-        max_position_embeddings=max(512, meta["max_len"]),
-        pad_token_id=tok.pad_id,
-        dropout=cfg.export_dropout,
+    return objectives.new_model(
+        objective, cfg.preset, vocab_size=tok.vocab_size, max_positions=max(512, meta["max_len"]),
+        pad_id=tok.pad_id, dropout=cfg.export_dropout, seed=cfg.seed,
         # Measured on 2 Xeon cores (docs/BENCHMARKS.md, bench/levers.py): at seq 128 the eager
         # attention is as fast as SDPA on padded batches and ~12% faster on unpadded ones.
         attn_implementation="sdpa" if torch.cuda.is_available() else "eager",
-    )
-    return new_pretraining_model(bert_config, cfg.seed)
+        generator_ratio=cfg.generator_ratio, disc_weight=cfg.disc_weight)
 
 
-def _load_init_from(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict):
+def _load_init_from(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict, objective: str):
     """The --init-from model, refused when it cannot read this data: pickle weights (unless
     --trust-pickle), another tokenizer, or fewer positions than the data's sequences."""
-    from transformers import BertForPreTraining
+    from transformers import BertForMaskedLM, BertForPreTraining
 
     from hanlm.model.weights import check_weights
 
@@ -138,7 +143,8 @@ def _load_init_from(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict):
             )
     if not safe:
         logger.warning("%s: loading pickle weights (--trust-pickle): this can run code", directory)
-    bert = BertForPreTraining.from_pretrained(directory, use_safetensors=safe)
+    model_class = BertForPreTraining if objective == "bert" else BertForMaskedLM
+    bert = model_class.from_pretrained(directory, use_safetensors=safe)
     if bert.config.vocab_size != tok.vocab_size:
         raise HanlmError(
             f"model vocab ({bert.config.vocab_size}) does not match the data's tokenizer "
@@ -168,9 +174,10 @@ class _Run:
     collate: Collator
     unigram: torch.Tensor
     checkpoint: Checkpoint | None
+    objective: str
 
     @property
-    def unwrapped(self) -> PretrainingModel:
+    def unwrapped(self) -> torch.nn.Module:
         return self.runtime.accelerator.unwrap_model(self.model)
 
 
@@ -182,12 +189,13 @@ def _start(cfg: PretrainConfig) -> _Run:
     if meta["tokenizer_fingerprint"] != tok.fingerprint:
         raise HanlmError("the tokenizer copy in the data directory does not match its meta.json",
                          path=str(tok_dir))
+    objective = objectives.resolve_objective(cfg.objective, meta, cfg.data)
     train_reader = ShardReader(cfg.data, "train")
     unigram = unigram_log_probs(train_reader, tok.vocab_size, tok.special_ids)
-    model = _build_model(cfg, tok, meta, unigram)
+    model = _build_model(cfg, tok, meta, unigram, objective)
     runtime = Runtime(cfg, model.config.hidden_size)
     acc = runtime.accelerator
-    identity = _run_identity(cfg, meta)
+    identity = _run_identity(cfg, meta, objective)
     out = Path(cfg.out)
     resuming = prepare_run_dir(out, identity, cfg, acc.is_main_process)
     acc.wait_for_everyone()
@@ -196,11 +204,11 @@ def _start(cfg: PretrainConfig) -> _Run:
     if resuming and checkpoint is None:
         logger.warning("--resume: no checkpoint in %s yet, starting from step 0", out)
     if acc.is_main_process:
-        _write_run_files(out, cfg, identity, meta, tok_dir, model.config)
+        _write_run_files(out, cfg, identity, meta, tok_dir, model)
     acc.wait_for_everyone()
     prepared, optimizer = acc.prepare(model, optimizer)
     if checkpoint is not None:
-        checkpoint.restore(model.bert, optimizer)
+        checkpoint.restore(objectives.weights_module(model), optimizer)
         logger.info("resuming from %s (step %d)", checkpoint.path, checkpoint.step)
     else:
         torch.manual_seed(cfg.seed + acc.process_index)
@@ -210,7 +218,7 @@ def _start(cfg: PretrainConfig) -> _Run:
                 schedule=Schedule(cfg.optim, cfg.max_steps, budget_seconds(cfg)),
                 train_reader=train_reader, eval_reader=ShardReader(cfg.data, "eval"),
                 lengths=sample_lengths(train_reader), collate=collate, unigram=unigram,
-                checkpoint=checkpoint)
+                checkpoint=checkpoint, objective=objective)
 
 
 def pretrain(cfg: PretrainConfig, hooks: Hooks | None = None) -> Path:
@@ -230,7 +238,7 @@ def pretrain(cfg: PretrainConfig, hooks: Hooks | None = None) -> Path:
         acc.wait_for_everyone()
         if acc.is_main_process:
             save_training_checkpoint(
-                run.out, at, module=run.unwrapped.bert, optimizer=run.optimizer,
+                run.out, at, module=objectives.weights_module(run.unwrapped), optimizer=run.optimizer,
                 elapsed=clock.elapsed(), loop={"samples_seen": schedule.start(at)},
                 keep=cfg.keep_checkpoints, extra={"preset": cfg.preset, **(extra or {})})
         acc.wait_for_everyone()
@@ -303,8 +311,8 @@ def _evaluate(cfg: PretrainConfig, run: _Run, log: MetricsLog, step: int) -> dic
 
 def _log_start(cfg: PretrainConfig, run: _Run, schedule: BatchSchedule, world: int) -> None:
     logger.info(
-        "pretraining %s (%.1fM parameters) on %d instances: %d steps of %d sequences "
-        "(%d x %d x %d)%s%s", cfg.preset,
+        "pretraining %s with objective %s (%.1fM parameters) on %d instances: %d steps of %d "
+        "sequences (%d x %d x %d)%s%s", cfg.preset, run.objective,
         sum(p.numel() for p in run.model.parameters()) / 1e6, len(run.train_reader),
         cfg.max_steps, schedule.size(cfg.max_steps), cfg.batch_size, cfg.grad_accum, world,
         f", growing from {schedule.size(0)} over the first {cfg.batch_ramp_steps} steps"
