@@ -310,9 +310,9 @@ def _lines_one_at_a_time(path: Path, encoding: str) -> list:
 
 @pytest.mark.parametrize("block_bytes", [1, 7, 64, 1 << 20])
 def test_lines_read_in_blocks_equal_lines_read_one_at_a_time(tmp_path, monkeypatch, block_bytes):
-    from hanlm.text import corpus
+    from hanlm.text import lines
 
-    monkeypatch.setattr(corpus, "_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(lines, "BLOCK_BYTES", block_bytes)
     rng = __import__("random").Random(block_bytes)
     pieces = ["가나", "a\tb", "\r", "\r\n", "\n", "\n\n", "\u2028", " ", "\x85", "다"]
     data = "\ufeff" + "".join(rng.choice(pieces) for _ in range(400))
@@ -320,7 +320,7 @@ def test_lines_read_in_blocks_equal_lines_read_one_at_a_time(tmp_path, monkeypat
     path = tmp_path / "mixed.txt"
     path.write_bytes(raw)
     rejected = []
-    read = list(corpus._lines(str(path), "utf-8", reject=lambda e: rejected.append(e.line)))
+    read = list(lines.decoded_lines(str(path), "utf-8", reject=lambda e: rejected.append(e.line)))
     expected = _lines_one_at_a_time(path, "utf-8")
     assert read == [item for item in expected if item[1] != "<bad>"]
     assert rejected == [n for n, line in expected if line == "<bad>"] and len(rejected) == 1
@@ -332,9 +332,9 @@ def test_lines_read_in_blocks_equal_lines_read_one_at_a_time(tmp_path, monkeypat
 def test_tsv_rows_split_as_the_csv_module_does(line):
     import csv
 
-    from hanlm.text import corpus
+    from hanlm.text import tables
 
-    [(_, _, row)] = list(corpus._tsv_rows("f.tsv", [(1, line)]))
+    [(_, _, row)] = list(tables.tsv_rows("f.tsv", [(1, line)]))
     try:
         expected = next(csv.reader([line], delimiter="\t", quoting=csv.QUOTE_NONE), [])
     except csv.Error:
