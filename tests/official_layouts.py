@@ -67,20 +67,26 @@ KLUE_NLI = json.dumps([
      "label4": "contradiction", "label5": "neutral"},
 ], ensure_ascii=False, indent=4)
 
+
+def _sts_record(n: int, source: str, pair: tuple[str, str], real: float, votes: str) -> dict:
+    """One KLUE-STS record: ``label`` is the annotators' mean rounded to one decimal."""
+    label = round(real, 1)
+    return {"guid": f"klue-sts-v1_dev_{n:05d}", "source": source,
+            "sentence1": pair[0], "sentence2": pair[1],
+            "labels": {"label": label, "real-label": real, "binary-label": int(label >= 3)},
+            "annotations": {"agreement": votes, "annotators": ["17", "07"],
+                            "annotations": [5, 4]}}
+
+
 KLUE_STS = json.dumps([
-    {"guid": "klue-sts-v1_dev_00000", "source": "airbnb-rtt",
-     "sentence1": "무엇보다도 호스트분들이 너무 친절하셨습니다.",
-     "sentence2": "무엇보다도, 호스트들은 매우 친절했습니다.",
-     "labels": {"label": 4.9, "real-label": 4.857142857142857, "binary-label": 1},
-     "annotations": {"agreement": "0:0:0:0:1:6", "annotators": ["17", "07"],
-                     "annotations": [5, 4]}},
-    {"guid": "klue-sts-v1_dev_00001", "source": "airbnb-sampled",
-     "sentence1": "주요 관광지 모두 걸어서 이동가능합니다.",
-     "sentence2": "위치는 피렌체 중심가까지 걸어서 이동 가능합니다.",
-     "labels": {"label": 1.4, "real-label": 1.428571428571429, "binary-label": 0},
-     "annotations": {"agreement": "0:4:3:0:0:0", "annotators": ["15", "18"],
-                     "annotations": [1, 2]}},
+    _sts_record(0, "airbnb-rtt", ("무엇보다도 호스트분들이 너무 친절하셨습니다.",
+                                  "무엇보다도, 호스트들은 매우 친절했습니다."),
+                4.857142857142857, "0:0:0:0:1:6"),
+    _sts_record(1, "airbnb-sampled", ("주요 관광지 모두 걸어서 이동가능합니다.",
+                                      "위치는 피렌체 중심가까지 걸어서 이동 가능합니다."),
+                1.428571428571429, "0:4:3:0:0:0"),
 ], ensure_ascii=False, indent=4)
+
 
 KLUE_NER = (
     "## 주의 : 태그 형식은 CHAR\tNE_TAG\n"
