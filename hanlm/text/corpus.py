@@ -28,11 +28,11 @@ and listed in ``CorpusStats.skipped`` instead, which :func:`hanlm.errors.write_s
 ``skipped.jsonl`` report. Errors about a whole file (missing, unreadable, no such column in the
 header, no text at all) are raised either way.
 
-This module picks the format and turns records into documents; the formats are read by
-:mod:`hanlm.text.lines` (opening, decoding, the docs and lines formats' lines),
-:mod:`hanlm.text.tables` (JSONL, TSV, CSV), :mod:`hanlm.text.wiki` (WikiExtractor) and
-:mod:`hanlm.text.grouping` (exclusion by id, grouping, sentence splitting), around the types of
-:mod:`hanlm.text.records`.
+This module picks the format, reads the docs and lines formats, and hands the others to
+:mod:`hanlm.text.tables` (JSONL, TSV, CSV) and :mod:`hanlm.text.wiki` (WikiExtractor); files are
+opened and decoded by :mod:`hanlm.text.lines`, records become documents in
+:mod:`hanlm.text.grouping` (exclusion by id, grouping, sentence splitting), and the types they
+share are in :mod:`hanlm.text.records`.
 """
 
 from __future__ import annotations
