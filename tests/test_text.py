@@ -525,3 +525,14 @@ def test_nsmc_raw_exclusion_drops_every_test_review(shared_data):
     assert not {d.id for d in got} & test_ids
     assert stats.excluded_records > 0
     assert all(unicodedata.is_normalized("NFC", s) for d in got for s in d.sentences)
+
+
+def test_one_extension_table_serves_both_readers():
+    from hanlm.formats import format_of
+    from hanlm.tasks.formats import detect_format
+
+    assert format_of("corpus.txt.gz", "corpus") == "docs"  # plain documents, gzipped
+    assert detect_format(Path("ratings_train.txt")) == format_of("x.txt", "task") == "tsv"  # NSMC
+    assert format_of("dump.json", "corpus") == "jsonl"  # a corpus .json is JSON lines
+    assert detect_format(Path("klue-nli-v1.1_dev.json")) == "json"  # a task .json is one document
+    assert format_of("sts-train.tsv.gz", "task") is None and format_of("a.xml", "corpus") is None
