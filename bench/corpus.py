@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from hanlm.data.batches import Collator
-from hanlm.data.build import DataBuildConfig, _is_eval, build_dataset
+from hanlm.data.build import DataBuildConfig, build_dataset, is_eval
 from hanlm.data.masking import MaskingConfig
 from hanlm.data.shards import Sample, ShardReader
 from hanlm.text import CorpusConfig, read_documents
@@ -134,7 +134,7 @@ def build_baseline_and_heldout(ws: Workspace, *, pairs: int, heldout_rows: int) 
     build = DataBuildConfig(corpus=[str(ws.corpus)], tokenizer=str(ws.tokenizer), out="")
     train_docs, eval_docs = [], []
     for doc in read_documents([str(ws.corpus)], reader_config()):
-        held_out = _is_eval(doc.id, build.seed, build.eval_fraction)  # hanlm's own split rule
+        held_out = is_eval(doc.id, build.seed, build.eval_fraction)  # hanlm's own split rule
         (eval_docs if held_out else train_docs).append(doc.sentences)
     tok = KoreanTokenizer.load(ws.tokenizer)
     rng = np.random.default_rng(EVAL_SEED)

@@ -160,8 +160,16 @@ def _jsonl_lines(bad_at: int, bad: str) -> str:
     return "".join(lines[:bad_at] + [bad] + lines[bad_at:])
 
 
-def _nsmc(rows: list[str]) -> str:
+def nsmc_table(rows: list[str]) -> str:
     return "id\tdocument\tlabel\n" + "".join(r + "\n" for r in rows)
+
+
+def _published(d: Path, layout: str, variant: str = "lf") -> Path:
+    """An official task file in its published layout (tests/official_layouts.py)."""
+    from official_layouts import PUBLISHED, variants
+
+    name, text = PUBLISHED[layout]
+    return write(d / name, variants(text)[variant])
 
 
 def _sts(score: float) -> str:
@@ -366,7 +374,7 @@ CASES: list[Case] = [
                         "--data", str(ws.data), "--out", str(d / "out")],
          ("preset", "'huge' is not one of")),
     Case("unknown-task", "unknown task",
-         lambda ws, d: finetune(ws, d, "nsmcc", write(d / "t.txt", _nsmc(["1\t좋다\t1"]))),
+         lambda ws, d: finetune(ws, d, "nsmcc", write(d / "t.txt", nsmc_table(["1\t좋다\t1"]))),
          ("unknown task 'nsmcc'", "nsmc"), absent="out/metrics.json"),
     Case("yaml-unknown-key", "config YAML with a misspelled key",
          lambda ws, d: pretrain(ws, d, "--config", str(write(d / "run.yaml", "max_stepz: 3\n"))),
@@ -394,7 +402,7 @@ CASES: list[Case] = [
                         str(_prior_run(ws, d, "tokenizer"))],
          ("out", "not empty", "--overwrite"), absent=None),
     Case("out-holds-other-run-finetune", "finetune `--out` holding another run",
-         lambda ws, d: [*finetune(ws, d, "nsmc", write(d / "t.txt", _nsmc(["1\t좋다\t1",
+         lambda ws, d: [*finetune(ws, d, "nsmc", write(d / "t.txt", nsmc_table(["1\t좋다\t1",
                                                                          "2\t싫다\t0"]))),
                         "--out", str(_prior_run(ws, d, "pretrain"))],
          ("out", "already holds a run", "--resume"), absent=None),
@@ -412,7 +420,7 @@ CASES: list[Case] = [
          lambda ws, d: pretrain(ws, d, "--init-from", str(ws.pickle_only)),
          ("pickle_only", "pickle", "--trust-pickle")),
     Case("pickle-finetune", "`finetune --model` a dir holding only pytorch_model.bin",
-         lambda ws, d: finetune(ws, d, "nsmc", write(d / "t.txt", _nsmc(["1\t좋다\t1", "2\t싫다\t0"])),
+         lambda ws, d: finetune(ws, d, "nsmc", write(d / "t.txt", nsmc_table(["1\t좋다\t1", "2\t싫다\t0"])),
                                 model=ws.pickle_only),
          ("pickle_only", "pickle", "--trust-pickle"), absent="out/metrics.json"),
     Case("export-pickle-dir", "`export` of a dir holding only pytorch_model.bin",
@@ -420,7 +428,7 @@ CASES: list[Case] = [
          ("pickle_only", "no usable checkpoint"), absent="out"),
     # ---- task files (finetune)
     Case("task-label-not-in-set", "label not in the label set (NSMC `negative`)",
-         lambda ws, d: finetune(ws, d, "nsmc", write(d / "t.txt", _nsmc(["1\t좋다\t1", "2\t싫다\tnegative"]))),
+         lambda ws, d: finetune(ws, d, "nsmc", write(d / "t.txt", nsmc_table(["1\t좋다\t1", "2\t싫다\tnegative"]))),
          ("t.txt:3", "'negative' is not in the label set"), absent="out/metrics.json"),
     Case("task-sts-out-of-range", "STS score 7.5 (range 0-5)",
          lambda ws, d: finetune(ws, d, "klue-sts", write(d / "sts.json", _sts(7.5))),
@@ -447,10 +455,30 @@ CASES: list[Case] = [
              ",per:title", ",\"per:title") + _re(2).splitlines()[1] + "\n")),
          ("re.csv:2", "malformed row"), absent="out/metrics.json"),
     Case("task-duplicate-ids", "two records with the same id",
-         lambda ws, d: finetune(ws, d, "nsmc", write(d / "t.txt", _nsmc(["1\t좋다\t1", "1\t싫다\t0"]))),
-         ("t.txt:3", "duplicate", "'1'"), absent="out/metrics.json"),
+         lambda ws, d: finetune(ws, d, "nsmc", write(d / "t.txt", nsmc_table(["1\t좋다\t1", "1\t싫다\t0"]))),
+         ("keyed by their line", "'1' (lines 2 and 3)"), ok=True, absent=None),
+    # ---- official task files as published (tests/official_layouts.py)
+    Case("task-korsts-official-ids", "KorSTS `sts-train.tsv`: id 0004 in MSRvid 2012test and 2012train",
+         lambda ws, d: finetune(ws, d, "korsts", _published(d, "korsts")),
+         ("keyed by their line", "'0004' (lines 3 and 4)"), ok=True, absent=None),
+    Case("task-korsts-crlf-bom", "KorSTS `sts-train.tsv` saved with CRLF and a UTF-8 BOM",
+         lambda ws, d: finetune(ws, d, "korsts", _published(d, "korsts", "bom-crlf")),
+         ("sts-train.tsv: 4 examples",), ok=True, absent=None),
+    Case("task-kornli-no-gold-label", "KorNLI/SNLI row whose gold_label is `-` (no agreement)",
+         lambda ws, d: finetune(ws, d, "kornli", _published(d, "kornli-snli")),
+         ("snli_1.0_train.ko.tsv:5", "'-' marks", "--on-error skip"), absent="out/metrics.json"),
+    Case("task-kornli-no-gold-label-skip", "the same SNLI row with `--on-error skip`",
+         lambda ws, d: finetune(ws, d, "kornli", _published(d, "kornli-snli"), "--on-error", "skip"),
+         ("skipped 1 bad records (--on-error skip); listed in", "skipped.jsonl"), ok=True,
+         absent=None),
+    Case("task-kornli-open-quote", "KorNLI/MultiNLI sentence opening with a quote never closed",
+         lambda ws, d: finetune(ws, d, "kornli", _published(d, "kornli-mnli")),
+         ("multinli.train.ko.tsv: 3 examples",), ok=True, absent=None),
+    Case("task-nsmc-crlf-bom", "NSMC `ratings_train.txt` with CRLF and a UTF-8 BOM",
+         lambda ws, d: finetune(ws, d, "nsmc", _published(d, "nsmc", "bom-crlf")),
+         ("ratings_train.txt: 4 examples",), ok=True, absent=None),
     Case("task-max-len-above-positions", "`finetune --max-len 1024` with a 512-position model",
-         lambda ws, d: finetune(ws, d, "nsmc", write(d / "t.txt", _nsmc(["1\t좋다\t1", "2\t싫다\t0"])),
+         lambda ws, d: finetune(ws, d, "nsmc", write(d / "t.txt", nsmc_table(["1\t좋다\t1", "2\t싫다\t0"])),
                                 "--max-len", "1024"),
          ("1024", "512"), absent="out/metrics.json"),
 ]

@@ -75,10 +75,10 @@ def test_same_seed_same_shards_any_worker_count(reviews, tokenizer, tmp_path):
 
 
 def test_pieces_tokenized_while_reading_give_the_same_shards(reviews, tokenizer, tmp_path, monkeypatch):
-    from hanlm.data import build
+    from hanlm.data import chunks
 
     whole = _all_ids(_build(reviews, tokenizer, tmp_path / "whole", workers=2))
-    monkeypatch.setattr(build, "_PIECE_CHARS", 500)  # several pieces per chunk, and across chunks
+    monkeypatch.setattr(chunks, "PIECE_CHARS", 500)  # several pieces per chunk, and across chunks
     for workers in (1, 2):
         pieces = _all_ids(_build(reviews, tokenizer, tmp_path / f"pieces-{workers}", workers=workers))
         assert len(pieces) == len(whole)
@@ -111,7 +111,7 @@ def test_the_held_out_split_does_not_depend_on_where_the_corpus_lies(tokenizer, 
 
 @pytest.mark.parametrize("sizes", [[5, 5, 5, 5], [10, 1], [1, 1, 10, 1], [10, 10, 10], [3]])
 def test_chunks_close_at_the_size_and_a_last_lone_document_joins_the_chunk_before(sizes):
-    from hanlm.data.build import assign_chunks
+    from hanlm.data.chunks import assign_chunks
     from hanlm.text import Document
 
     docs = [Document(id=str(i), sentences=["가" * n], source="") for i, n in enumerate(sizes)]

@@ -187,10 +187,10 @@ def test_data_build_sigkill_and_resume_gives_identical_shards(ws, tmp_path):
 
 
 def test_finetune_sigkill_and_resume_is_bit_identical(ws, tmp_path):
-    from reliability_cases import _nsmc, write
+    from reliability_cases import nsmc_table, write
 
     rows = [f"{i}\t{'영화가 정말 좋다' if i % 2 else '영화가 정말 싫다'} {i}\t{i % 2}" for i in range(40)]
-    train = write(tmp_path / "train.txt", _nsmc(rows))
+    train = write(tmp_path / "train.txt", nsmc_table(rows))
     args = ["finetune", "--task", "nsmc", "--train", str(train), "--model", str(ws.hf),
             "--max-steps", "60", "--save-every", "10", "--batch-size", "4", "--no-progress",
             "--keep-checkpoints", "0", "--max-len", "32"]

@@ -6,6 +6,7 @@ the random tiny fixture BERT. docs/TASKS.md has the measured runs."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from tasks_fixtures import build_tiny_model
 from hanlm.cli import main
 from hanlm.tasks.base import ReadOptions
 from hanlm.tasks.registry import get_task
+from hanlm.tasks.run import read_examples
 
 pytestmark = pytest.mark.shared_data
 
@@ -38,10 +40,13 @@ def tiny_model(tmp_path_factory) -> Path:
     ("klue-re", "klue-re/dev.csv", 7_765),
     ("korquad", "korquad/KorQuAD_v1.0_dev.json", 5_774),
 ])
-def test_official_files_read_completely(shared_data, task, path, count):
+def test_official_files_read_completely(shared_data, task, path, count, caplog):
     options = ReadOptions()
-    examples = get_task(task).read(shared_data / path, options)
+    with caplog.at_level(logging.INFO):
+        examples = read_examples(get_task(task), shared_data / path, options)
     assert len(examples) == count and not options.skipped
+    # every file here has unique ids, so they stay the keys (none falls back to its line)
+    assert len({e.id for e in examples}) == count and "keyed by their line" not in caplog.text
 
 
 def test_klue_re_labels_match_relation_list(shared_data):

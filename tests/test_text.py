@@ -310,9 +310,9 @@ def _lines_one_at_a_time(path: Path, encoding: str) -> list:
 
 @pytest.mark.parametrize("block_bytes", [1, 7, 64, 1 << 20])
 def test_lines_read_in_blocks_equal_lines_read_one_at_a_time(tmp_path, monkeypatch, block_bytes):
-    from hanlm.text import corpus
+    from hanlm.text import lines
 
-    monkeypatch.setattr(corpus, "_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(lines, "BLOCK_BYTES", block_bytes)
     rng = __import__("random").Random(block_bytes)
     pieces = ["가나", "a\tb", "\r", "\r\n", "\n", "\n\n", "\u2028", " ", "\x85", "다"]
     data = "\ufeff" + "".join(rng.choice(pieces) for _ in range(400))
@@ -320,7 +320,7 @@ def test_lines_read_in_blocks_equal_lines_read_one_at_a_time(tmp_path, monkeypat
     path = tmp_path / "mixed.txt"
     path.write_bytes(raw)
     rejected = []
-    read = list(corpus._lines(str(path), "utf-8", reject=lambda e: rejected.append(e.line)))
+    read = list(lines.decoded_lines(str(path), "utf-8", reject=lambda e: rejected.append(e.line)))
     expected = _lines_one_at_a_time(path, "utf-8")
     assert read == [item for item in expected if item[1] != "<bad>"]
     assert rejected == [n for n, line in expected if line == "<bad>"] and len(rejected) == 1
@@ -332,9 +332,9 @@ def test_lines_read_in_blocks_equal_lines_read_one_at_a_time(tmp_path, monkeypat
 def test_tsv_rows_split_as_the_csv_module_does(line):
     import csv
 
-    from hanlm.text import corpus
+    from hanlm.text import tables
 
-    [(_, _, row)] = list(corpus._tsv_rows("f.tsv", [(1, line)]))
+    [(_, _, row)] = list(tables.tsv_rows("f.tsv", [(1, line)]))
     try:
         expected = next(csv.reader([line], delimiter="\t", quoting=csv.QUOTE_NONE), [])
     except csv.Error:
@@ -525,3 +525,14 @@ def test_nsmc_raw_exclusion_drops_every_test_review(shared_data):
     assert not {d.id for d in got} & test_ids
     assert stats.excluded_records > 0
     assert all(unicodedata.is_normalized("NFC", s) for d in got for s in d.sentences)
+
+
+def test_one_extension_table_serves_both_readers():
+    from hanlm.formats import format_of
+    from hanlm.tasks.formats import detect_format
+
+    assert format_of("corpus.txt.gz", "corpus") == "docs"  # plain documents, gzipped
+    assert detect_format(Path("ratings_train.txt")) == format_of("x.txt", "task") == "tsv"  # NSMC
+    assert format_of("dump.json", "corpus") == "jsonl"  # a corpus .json is JSON lines
+    assert detect_format(Path("klue-nli-v1.1_dev.json")) == "json"  # a task .json is one document
+    assert format_of("sts-train.tsv.gz", "task") is None and format_of("a.xml", "corpus") is None

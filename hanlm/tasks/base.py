@@ -118,6 +118,39 @@ def records(options: ReadOptions, rows: Iterator[tuple[int, Any]], parse) -> lis
     return out
 
 
+def key_examples(examples: Sequence[Any], path: str | Path) -> None:
+    """Give every example of one file a key of its own: predictions and scores are matched by it.
+
+    An id read from the file is the key only where it is unique in that file. Official files may
+    repeat ids: KorSTS numbers its pairs within each source file and year, so MSRvid 2012test and
+    2012train both hold an id ``0004``. Then every example of the file is keyed by its line (by
+    its position, ``record-N``, in a format without lines) and a log line says so; two records
+    are never scored as one, and a whole official file is never refused for its ids.
+    """
+    first_line: dict[str, int | None] = {}
+    repeated: list[tuple[str, int | None, int | None]] = []
+    for example in examples:
+        key = getattr(example, "id", None)
+        if key is None:
+            continue
+        line = getattr(example, "line", None)
+        if key in first_line:
+            repeated.append((key, first_line[key], line))
+        else:
+            first_line[key] = line
+    if not repeated:
+        return
+    key, first, again = repeated[0]
+    where = f" (lines {first} and {again})" if first and again else ""
+    logger.info(
+        "%s: %d ids are repeated in the file, e.g. %r%s; its %d examples are keyed by their "
+        "line instead", path, len(repeated), key, where, len(examples))
+    for number, example in enumerate(examples, 1):
+        if getattr(example, "id", None) is not None:
+            line = getattr(example, "line", None)
+            example.id = str(line) if line is not None else f"record-{number}"
+
+
 def label_index(labels: Sequence[str]) -> dict[str, int]:
     return {label: i for i, label in enumerate(labels)}
 

@@ -16,21 +16,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hanlm.errors import HanlmError
+from hanlm.formats import format_of
 from hanlm.tasks.base import ReadOptions
 
 Format = Literal["auto", "csv", "tsv", "json", "jsonl"]
-
-_EXTENSIONS: dict[str, str] = {
-    ".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".json": "json", ".jsonl": "jsonl",
-}
 
 _UTF8 = {"utf-8", "utf8", "utf_8", "utf-8-sig"}
 
 
 def detect_format(path: Path, requested: str = "auto") -> str:
+    """The requested format, or with ``auto`` the one the extension means for a task file
+    (:mod:`hanlm.formats`: a task ``.txt`` is NSMC's TSV, a ``.json`` one JSON document)."""
     if requested != "auto":
         return requested
-    fmt = _EXTENSIONS.get(path.suffix.lower())
+    fmt = format_of(path, "task")
     if fmt is None:
         raise HanlmError(
             f"cannot tell the format from the extension '{path.suffix}'; pass --format "

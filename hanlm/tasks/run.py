@@ -27,7 +27,7 @@ from transformers import set_seed
 from hanlm import atomic, config
 from hanlm.cli import command_line
 from hanlm.errors import HanlmError, write_skipped
-from hanlm.tasks.base import Feature, ReadOptions, Task
+from hanlm.tasks.base import Feature, ReadOptions, Task, key_examples
 from hanlm.tasks.config import DataOptions, EvaluateConfig, FinetuneConfig, PredictConfig
 from hanlm.tasks.loop import Evaluation, predict_outputs, process_state, train
 from hanlm.tasks.modeling import (
@@ -74,22 +74,8 @@ def read_examples(task: Task, path: str | Path, read: ReadOptions) -> list[Any]:
     logger.info("%s: %d examples", path, len(examples))
     if not examples:
         raise HanlmError("no examples read", path=str(path))
-    _check_unique_ids(examples, path)
+    key_examples(examples, path)
     return examples
-
-
-def _check_unique_ids(examples: list[Any], path: str | Path) -> None:
-    """Predictions are keyed by example id: two records with one id would be scored as one."""
-    first_line: dict[str, int | None] = {}
-    for example in examples:
-        key = getattr(example, "id", None)
-        if key is None:
-            continue
-        line = getattr(example, "line", None)
-        if key in first_line:
-            where = f" (first at line {first_line[key]})" if first_line[key] else ""
-            raise HanlmError(f"duplicate id {key!r}{where}", path=str(path), line=line)
-        first_line[key] = line
 
 
 def held_out_part(task: Task, examples: list[Any], opts: DataOptions) -> list[Any]:

@@ -41,6 +41,15 @@ class TextExample:
     line: int | None = None
 
 
+# Labels that mean "no gold label" rather than a wrong one. SNLI and MultiNLI write "-" where
+# the annotators did not agree; such a row stays an error (nothing is dropped unseen) whose
+# message says how to leave these rows out on purpose.
+_LEAVE_OUT = "; --on-error skip leaves such rows out and lists each in skipped.jsonl"
+_NO_GOLD = {
+    "-": "; '-' marks a pair whose annotators did not agree (no gold label)" + _LEAVE_OUT,
+    "": "; the label is empty" + _LEAVE_OUT,
+}
+
 Metric = Literal["accuracy", "macro_f1", "sts"]
 _MAIN_METRIC: dict[str, str] = {"accuracy": "accuracy", "macro_f1": "macro_f1", "sts": "pearsonr"}
 
@@ -116,7 +125,8 @@ class SequenceTask:
         label = str(raw).strip()
         if self.labels and label not in self.labels:
             raise HanlmError(
-                f"label {label!r} is not in the label set ({', '.join(self.labels)})",
+                f"label {label!r} is not in the label set ({', '.join(self.labels)})"
+                f"{_NO_GOLD.get(label, '')}",
                 path=str(path), line=line,
             )
         return label
