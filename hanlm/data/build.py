@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from tqdm import tqdm
@@ -43,8 +44,11 @@ from hanlm.data.instances import (
     Pairs,
     TokenizedDocument,
     assemble,
+    concatenate_pairs,
+    pack_documents,
     pairs_from_document,
 )
+from hanlm.data.objective import data_kind
 from hanlm.data.shards import write_shard
 from hanlm.errors import HanlmError, write_skipped
 from hanlm.text import (
@@ -68,6 +72,10 @@ class DataBuildConfig:
     tokenizer: str = opt(help="tokenizer directory from `hanlm tokenizer train`")
     out: str = opt(help="output directory")
     max_len: int = opt(128, "sequence length in tokens, [CLS]/[SEP] included", min=8)
+    objective: Literal["bert", "mlm", "electra"] = opt(
+        "bert", "the instances of a pretraining objective: bert = [CLS] A [SEP] B [SEP] "
+        "next-sentence pairs; mlm and electra = documents packed back to back into full "
+        "sequences, [SEP] between documents (no NSP)")
     short_seq_prob: float = opt(0.1, "probability of a shorter random target length", min=0)
     dupe_factor: int = opt(1, "passes over the corpus with different pairings", min=1)
     eval_fraction: float = opt(0.01, "fraction of documents held out for evaluation", min=0)
@@ -87,8 +95,16 @@ def is_eval(doc_id: str, seed: int, fraction: float) -> bool:
 # ---------------------------------------------------------------- pairing and writing
 
 
-def _pairs(docs: list[TokenizedDocument], cfg: dict, rng: np.random.Generator,
-           tok: KoreanTokenizer) -> Pairs:
+def _instances(docs: list[TokenizedDocument], cfg: dict, rng: np.random.Generator,
+               tok: KoreanTokenizer) -> Pairs:
+    """NSP pairs, or packed sequences for objectives without NSP; each pass over the documents
+    (`dupe_factor`) pairs or cuts them anew."""
+    if data_kind(cfg.get("objective", "bert")) == "packed":
+        passes = [pack_documents(docs, max_len=cfg["max_len"], cls_id=tok.cls_id,
+                                 sep_id=tok.sep_id,
+                                 offset=int(rng.integers(cfg["max_len"] - 2)) if k else 0)
+                  for k in range(cfg["dupe_factor"])]
+        return concatenate_pairs(passes)
     instances: list[Instance] = []
     for _ in range(cfg["dupe_factor"]):
         for i in range(len(docs)):
@@ -107,7 +123,7 @@ def write_chunk(chunk: Chunk, cfg: dict, out: Path, tok: KoreanTokenizer) -> dic
         docs = [t for t, e in zip(tokenized, held_out, strict=True) if e == wanted and t]
         rng = np.random.default_rng((cfg["seed"], chunk.index, int(wanted)))
         shard = out / split / f"shard-{chunk.index:05d}"
-        stats[split] = write_shard(shard, _pairs(docs, cfg, rng, tok), vocab_size=tok.vocab_size)
+        stats[split] = write_shard(shard, _instances(docs, cfg, rng, tok), vocab_size=tok.vocab_size)
         stats[split]["documents"] = len(docs)
     return stats
 
@@ -164,6 +180,7 @@ def build_dataset(cfg: DataBuildConfig) -> Path:
         logger.warning("max_len %d exceeds BERT's usual 512 positions", cfg.max_len)
     job_cfg = {
         "max_len": cfg.max_len,
+        "objective": cfg.objective,
         "short_seq_prob": cfg.short_seq_prob,
         "dupe_factor": cfg.dupe_factor,
         "eval_fraction": cfg.eval_fraction,
@@ -238,10 +255,11 @@ def _summarise(
     results: list[dict], cfg: DataBuildConfig, settings: dict, tok: KoreanTokenizer, started: float
 ) -> dict:
     documents = sum(r["documents"] for r in results)
-    if documents < 2:
+    if documents < 2 and data_kind(cfg.objective) == "pairs":
         raise HanlmError(
             "next-sentence prediction needs at least two documents; this corpus has one "
-            "(separate documents with blank lines, or use --group-column / --format lines)",
+            "(separate documents with blank lines, or use --group-column / --format lines; "
+            "--objective mlm needs no second document)",
             path=", ".join(cfg.corpus),
         )
     splits = {}

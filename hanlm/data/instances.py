@@ -212,3 +212,11 @@ def pack_documents(docs: list[TokenizedDocument], *, max_len: int, cls_id: int, 
     lengths = np.fromiter((min(body, ids.size - c) + 2 for c in cuts), np.int64, n)
     return Pairs(ids=out_ids, word_starts=out_starts.astype(np.uint8), lengths=lengths,
                  len_a=lengths.copy(), random_next=np.zeros(n, bool))
+
+
+def concatenate_pairs(parts: list[Pairs]) -> Pairs:
+    """Several assembled lists as one, in order."""
+    if len(parts) == 1:
+        return parts[0]
+    return Pairs(**{name: np.concatenate([getattr(p, name) for p in parts])
+                    for name in ("ids", "word_starts", "lengths", "len_a", "random_next")})

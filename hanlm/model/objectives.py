@@ -19,33 +19,11 @@ from typing import Any
 
 from torch import nn
 
-from hanlm.errors import HanlmError
+from hanlm.data.objective import OBJECTIVES, data_kind, data_objective, resolve_objective
 
-OBJECTIVES = ("bert", "mlm", "electra")
-
-
-def data_kind(objective: str) -> str:
-    """The instances an objective trains on: NSP pairs or packed sequences."""
-    return "pairs" if objective == "bert" else "packed"
-
-
-def data_objective(meta: dict) -> str:
-    """The objective a data directory was built for (data built before the option: `bert`)."""
-    return meta.get("settings", {}).get("objective", "bert")
-
-
-def resolve_objective(requested: str | None, meta: dict, data_dir: str) -> str:
-    """`requested`, or the data's objective; refused when the data holds the other kind."""
-    built_for = data_objective(meta)
-    objective = requested or built_for
-    if data_kind(objective) != data_kind(built_for):
-        wanted = "NSP pairs" if data_kind(objective) == "pairs" else "packed sequences"
-        raise HanlmError(
-            f"objective {objective} trains on {wanted}, but this data was built for "
-            f"{built_for}; rebuild it with `hanlm data build --objective {objective}`",
-            path=data_dir)
-    return objective
-
+__all__ = ["OBJECTIVES", "data_kind", "data_objective", "resolve_objective", "new_model",
+           "weights_module", "mlm_output_bias", "model_configs", "empty_model", "save_export",
+           "export_logits"]
 
 def new_model(objective: str, preset: str, *, vocab_size: int, max_positions: int, pad_id: int,
               dropout: float, attn_implementation: str, seed: int,
