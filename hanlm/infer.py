@@ -63,6 +63,9 @@ def fill_mask(model_dir: str | Path, texts: list[str], top_k: int = 5, *,
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise HanlmError("not an exported model directory (no config.json)", path=str(model_dir))
+    if (model_dir / "generator" / "config.json").is_file():
+        # An ELECTRA export: the discriminator tells replaced tokens apart, its generator fills.
+        model_dir = model_dir / "generator"
     for text in texts:
         if "[MASK]" not in text:
             raise HanlmError(f"no [MASK] in {text!r}")

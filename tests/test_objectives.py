@@ -112,6 +112,10 @@ def test_objective_trains_exports_and_loads_without_hanlm(objective, packed_data
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["labels"][-1] == 2 and loaded["tags"][-1] == 3 and loaded["fill"] == 3
     assert not loaded["hanlm"]
+    from hanlm.infer import fill_mask
+
+    (predictions,) = fill_mask(out, ["대한민국은 민주[MASK]이다."], top_k=2)
+    assert len(predictions) == 2
 
 
 @pytest.mark.slow
