@@ -168,15 +168,16 @@ def run_baseline(spec: RunSpec, turns: Turns, me: int) -> dict:
 
 
 def run_hanlm(spec: RunSpec, turns: Turns, me: int) -> dict:
+    from hanlm.data.masking import MaskingConfig
     from hanlm.train.engine import Hooks
     from hanlm.train.pretrain import PretrainConfig, pretrain
 
-    # fp32, the precision the Hugging Face baseline trains in here: the two systems are compared
-    # at the same precision.
+    # fp32 and BERT's 15% masking, as the Hugging Face baseline trains here: the two systems are
+    # compared on the same work.
     cfg = PretrainConfig(data=spec.data, out=str(Path(spec.out) / "hanlm"), preset=spec.preset,
                          max_steps=spec.steps, batch_size=spec.batch_size, seed=spec.seed,
                          eval_every=0, save_every=10**9, overwrite=True, tensorboard=False,
-                         precision="fp32")
+                         precision="fp32", masking=MaskingConfig(mlm_probability=0.15))
     cfg.optim.lr = spec.lr
     for key, value in spec.hanlm_overrides.items():
         setattr(cfg, key, value)
