@@ -4,6 +4,9 @@ only that every system runs, every metric is computed and the report is written.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -221,3 +224,19 @@ def test_step_overhead_bench_checks_both_collators_agree_and_reports_ratios(tiny
                                            "accuracy amax (now)", "model step"}
     assert all(v > 0 for v in result["ms_per_batch"].values())
     assert result["step_speedup"] > 0
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_on_the_cpu_as_a_dry_run(tmp_path, shared_data):
+    """scripts/gpu_check.sh --dry-run: the GPU check's code path in CI, where no GPU is."""
+    out = tmp_path / "gpu_check.json"
+    env = {**os.environ, "PYTHON": sys.executable, "HANLM_SHARED_DATA": str(shared_data)}
+    result = subprocess.run(["bash", "scripts/gpu_check.sh", "--dry-run", "--work",
+                             str(tmp_path / "work"), "--output", str(out)],
+                            env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    speed = report["pretraining"]
+    assert speed["huggingface"]["real_tokens_per_second"] > 0
+    assert speed["hanlm"]["real_tokens_per_second"] > 0 and speed["speedup"] > 0
+    assert report["finetuning"]["steps"] == 3
