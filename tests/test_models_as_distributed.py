@@ -248,7 +248,7 @@ def test_trusted_pickle_is_converted_once_to_safetensors(tmp_path, caplog):
 
     with caplog.at_level("WARNING"):
         _finetune("nsmc", model, tmp_path / "a", options=_options(trust_pickle=True))
-    assert "converting the pickle weights to safetensors" in caplog.text
+    assert "converting them once to safetensors" in caplog.text
     assert (model / "model.safetensors").is_file() and (model / "pytorch_model.bin").is_file()
     converted = BertForPreTraining.from_pretrained(model, use_safetensors=True)
     for (name, a), b in zip(reference.state_dict().items(), converted.state_dict().values(),
@@ -278,3 +278,93 @@ def test_hub_id_offline_names_the_id_and_the_flag(monkeypatch):
 def test_missing_path_is_not_taken_for_a_hub_id(tmp_path):
     with pytest.raises(HanlmError, match="model directory not found"):
         resolve_model_dir(tmp_path / "nope")
+
+
+# ------------------------------------------------------------------------------ continued pretraining
+
+
+@pytest.fixture(scope="module")
+def general_bert(tmp_path_factory) -> Path:
+    """A "general" Korean BERT as downloaded: vocab.txt-only tokenizer, a WordPiece vocabulary
+    of the embedded corpus."""
+    from hanlm.demo import embedded_corpus
+
+    texts = embedded_corpus().read_text(encoding="utf-8").splitlines()
+    directory = tmp_path_factory.mktemp("general") / "bert"
+    tokens = _vocab(texts, size=500)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = BertForPreTraining(BertConfig(vocab_size=len(tokens), max_position_embeddings=64,
+                                              **TINY))
+    _save(model, directory)
+    _vocab_only_tokenizer(directory, tokens, do_lower_case=False,
+                          tokenizer_class="BertTokenizer")
+    return directory
+
+
+def _build_data(tokenizer: Path, out: Path) -> Path:
+    from hanlm.data.build import DataBuildConfig, build_dataset
+    from hanlm.demo import embedded_corpus
+    from hanlm.text import CorpusConfig
+
+    return build_dataset(DataBuildConfig(corpus=[str(embedded_corpus())], tokenizer=str(tokenizer),
+                                         out=str(out), max_len=32, eval_fraction=0.2, workers=1,
+                                         reader=CorpusConfig()))
+
+
+def test_adapt_a_general_model(general_bert, tmp_path):
+    """data build --tokenizer MODEL_DIR -> pretrain --init-from MODEL_DIR -> export."""
+    from hanlm.export import ExportConfig, export_model
+    from hanlm.tokenizer import KoreanTokenizer
+    from hanlm.train.pretrain import PretrainConfig, pretrain
+
+    data = _build_data(general_bert, tmp_path / "data")
+    tok_copy = data / "tokenizer"
+    assert (tok_copy / "tokenizer.json").is_file()  # converted from vocab.txt
+    assert KoreanTokenizer.load(tok_copy).fingerprint == KoreanTokenizer.load(general_bert).fingerprint
+    assert AutoTokenizer.from_pretrained(general_bert).tokenize("대한민국은 민주공화국이다") == \
+        Tokenizer.from_file(str(tok_copy / "tokenizer.json")).encode(
+            "대한민국은 민주공화국이다", add_special_tokens=False).tokens
+
+    run = pretrain(PretrainConfig(data=str(data), out=str(tmp_path / "run"),
+                                  init_from=str(general_bert), max_steps=3, eval_every=0,
+                                  precision="fp32", batch_size=4, progress=False,
+                                  tensorboard=False))
+    out = export_model(ExportConfig(checkpoint=str(run), out=str(tmp_path / "adapted")))
+
+    adapted = BertForPreTraining.from_pretrained(out)
+    general = BertForPreTraining.from_pretrained(general_bert)
+    assert adapted.config.vocab_size == general.config.vocab_size
+    # Three small steps from the general model's weights: every weight moved a little.
+    start, end = general.state_dict(), adapted.state_dict()
+    assert any(not torch.equal(end[n], start[n]) for n in start)
+    assert max((end[n] - start[n]).abs().max().item() for n in start) < 0.01
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert tokenizer.tokenize("대한민국은 민주공화국이다") == \
+        AutoTokenizer.from_pretrained(general_bert).tokenize("대한민국은 민주공화국이다")
+
+
+def test_init_from_a_model_with_another_tokenizer_is_refused(general_bert, tiny_pretraining_data,
+                                                              tmp_path):
+    from hanlm.train.pretrain import PretrainConfig, pretrain
+
+    with pytest.raises(HanlmError, match=f"rebuild the data with --tokenizer {general_bert}"):
+        pretrain(PretrainConfig(data=str(tiny_pretraining_data), out=str(tmp_path / "run"),
+                                init_from=str(general_bert), max_steps=1, precision="fp32",
+                                progress=False, tensorboard=False))
+
+
+def test_init_from_refuses_a_model_that_is_not_bert(built, tiny_pretraining_data, tmp_path):
+    from hanlm.train.pretrain import PretrainConfig, pretrain
+
+    with pytest.raises(HanlmError, match="needs a BERT"):
+        pretrain(PretrainConfig(data=str(tiny_pretraining_data), out=str(tmp_path / "run"),
+                                init_from=str(built["electra"]), max_steps=1, precision="fp32",
+                                progress=False, tensorboard=False))
+
+
+def test_data_build_refuses_a_lowercasing_vocab(tmp_path):
+    directory = build_bert(tmp_path / "lower", do_lower_case=None)
+
+    with pytest.raises(HanlmError, match="do_lower_case"):
+        _build_data(directory, tmp_path / "data")

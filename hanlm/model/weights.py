@@ -62,15 +62,17 @@ def convert_pickle(directory: Path) -> list[Path]:
     else:
         spec, shards = None, ["pytorch_model.bin"]
     renamed = {name: _safe_name(name) for name in shards}
-    logger.warning("%s: converting the pickle weights to safetensors (--trust-pickle): %s",
-                   directory, ", ".join(f"{a} -> {b}" for a, b in renamed.items()))
+    logger.warning("%s: loading pickle weights (--trust-pickle): this can run code; converting "
+                   "them once to safetensors: %s", directory, ", ".join(f"{a} -> {b}" for a, b in renamed.items()))
     written = []
     try:
         for source, target in renamed.items():
             try:
                 state = torch.load(directory / source, map_location="cpu", weights_only=True)
-            except pickle.UnpicklingError:  # objects beyond tensors: the user trusts the file
-                state = torch.load(directory / source, map_location="cpu", weights_only=False)
+            except pickle.UnpicklingError as e:
+                raise HanlmError(f"{source} holds more than tensors; hanlm reads pickles with "
+                                 f"weights_only=True only: {' '.join(str(e).split())[:200]}",
+                                 path=str(directory)) from None
             state = {k: v.detach().clone().contiguous() for k, v in state.items()
                      if isinstance(v, torch.Tensor)}
             tmp = directory / (target + ".tmp")

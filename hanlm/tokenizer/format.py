@@ -38,17 +38,17 @@ def copy_files(source: Path, target: Path) -> None:
 
 def converted_tokenizer(directory: Path) -> Tokenizer:
     """The tokenizer that stock ``transformers`` builds for a Hugging Face model directory
-    whose tokenizer is only ``vocab.txt`` (+ ``tokenizer_config.json``, + ``config.json``),
-    as klue/bert-base and many Korean models ship theirs.
+    whose tokenizer is only ``vocab.txt`` (+ ``tokenizer_config.json``), as klue/bert-base and
+    many Korean models ship theirs.
 
     ``do_lower_case`` is read as transformers reads it: absent means true, and BERT's
     lowercasing strips accents, which decomposes Hangul into jamo (refused: see
     `new_normalizer`). KLUE's tokenizer_config.json sets it to false.
     """
-    from transformers import AutoTokenizer
+    from transformers import BertTokenizer  # vocab.txt is BERT's WordPiece format
 
     try:
-        hf = AutoTokenizer.from_pretrained(directory)
+        hf = BertTokenizer.from_pretrained(directory)
     except (OSError, ValueError) as e:
         raise HanlmError(f"cannot build a tokenizer from {VOCAB_FILE}: {' '.join(str(e).split())}",
                          path=str(directory)) from None
