@@ -209,6 +209,20 @@ def test_pair_task_on_a_single_token_type_model(built, kind, tmp_path):
         assert model(**encoded).logits.shape == (1, 3)
 
 
+def test_sentencepiece_model_without_its_package_says_what_is_missing(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("sentencepiece"):
+        pytest.skip("sentencepiece is installed: transformers converts the model itself")
+    directory = tmp_path / "xlmr"
+    directory.mkdir()
+    (directory / "config.json").write_text('{"model_type": "xlm-roberta"}', encoding="utf-8")
+    (directory / "sentencepiece.bpe.model").write_bytes(b"\x00")
+
+    with pytest.raises(HanlmError, match=r"sentencepiece.bpe.model.*pip install sentencepiece"):
+        load_tokenizer(directory)
+
+
 def test_roberta_max_len_counts_its_offset_positions(built, tmp_path):
     """Positions 0 and 1 of 130 are never a token's ([PAD] is 0: tokens count from 1)."""
     with pytest.raises(HanlmError, match="129 position"):

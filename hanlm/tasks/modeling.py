@@ -103,6 +103,7 @@ def load_tokenizer(directory: Path) -> Any:
     """The model's fast tokenizer: ``tokenizer.json``, or built by transformers from a
     ``vocab.txt`` (+ ``tokenizer_config.json``, as klue/bert-base has) or a SentencePiece model.
     Hangul must come through intact; a model with one token type gets type ids 0 only."""
+    _check_sentencepiece(directory)
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)
     except (OSError, ValueError) as e:
@@ -115,6 +116,24 @@ def load_tokenizer(directory: Path) -> Any:
     if _token_types(directory) == 1:
         _single_token_type(tokenizer)
     return tokenizer
+
+
+def _check_sentencepiece(directory: Path) -> None:
+    """transformers converts a SentencePiece model (XLM-R's sentencepiece.bpe.model, T5's
+    spiece.model) to a fast tokenizer with the `sentencepiece` package, which hanlm does not
+    depend on; without it the error transformers gives is about tiktoken."""
+    import importlib.util
+
+    if (directory / "tokenizer.json").is_file() or importlib.util.find_spec("sentencepiece"):
+        return
+    models = sorted(p.name for p in directory.glob("*.model"))
+    if models:
+        raise HanlmError(
+            f"the tokenizer is a SentencePiece model ({', '.join(models)}) without a "
+            "tokenizer.json; converting it needs the sentencepiece package (pip install "
+            "sentencepiece), or save the tokenizer once with transformers where it is installed "
+            "(AutoTokenizer.from_pretrained(DIR).save_pretrained(DIR) writes tokenizer.json)",
+            path=str(directory))
 
 
 def _token_types(directory: Path) -> int | None:
