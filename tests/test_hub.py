@@ -270,3 +270,70 @@ def test_unreachable_endpoint_is_a_quick_hanlm_error(hub_env, export_dir, monkey
     assert REPO_ID in message and endpoint in message and "cannot reach" in message
     assert "\n" not in message and "Traceback" not in message
     assert elapsed < 5, f"took {elapsed:.1f}s to give up on a closed port"
+
+
+# ------------------------------------------------------------------------------ fine-tuned models
+
+
+@pytest.fixture(scope="module")
+def finetuned_run(tmp_path_factory) -> Path:
+    """A two-step NSMC fine-tuning run of the tiny task BERT, scored once by `evaluate`."""
+    from tasks_fixtures import FIXTURES, build_tiny_model
+
+    from hanlm.tasks.run import EvaluateConfig, FinetuneConfig, evaluate, finetune
+
+    root = tmp_path_factory.mktemp("finetuned")
+    files = FIXTURES["nsmc"](root / "data")
+    run = root / "run"
+    finetune(FinetuneConfig(task="nsmc", train=str(files["train"]), dev=str(files["dev"]),
+                            model=str(build_tiny_model(root / "bert")), out=str(run),
+                            max_steps=2, batch_size=4, eval_every=0, progress=False))
+    evaluate(EvaluateConfig(task="nsmc", data=str(files["dev"]), model=str(run / "model")))
+    return run
+
+
+def test_push_a_finetuned_model_with_its_card(hub, finetuned_run):
+    from hanlm.export import ExportConfig, export_model
+
+    model = finetuned_run / "model"
+    before = {p.name: p.read_bytes() for p in model.iterdir()}
+
+    export_model(ExportConfig(checkpoint=str(model), out=None, push_to_hub=REPO_ID))
+
+    (commit,) = hub.commits
+    assert {p.name for p in model.iterdir()} == set(commit.files)
+    for name in set(commit.files) - {"README.md"}:
+        assert commit.files[name] == before[name], name
+    card = commit.files["README.md"].decode("utf-8")
+    assert card.startswith("---\n") and f"# {REPO_ID}\n" in card
+    assert "pipeline_tag: text-classification" in card
+    assert "Task: **nsmc**" in card and "ratings_train.txt" in card  # task and data
+    assert "## Dev metrics (official definitions, percent)" in card  # from finetune
+    assert "## Evaluations (`hanlm evaluate`" in card  # from evaluate, in the run directory
+    assert "| `ratings_test.txt` | 14 | accuracy |" in card
+    assert "## How it was made" in card  # the command
+    assert f'model="{REPO_ID}"' in card and "PATH/TO/THIS/DIRECTORY" not in card
+    assert {p.name: p.read_bytes() for p in model.iterdir()} == before  # the run is untouched
+
+
+def test_export_a_finetuned_run_to_a_directory(finetuned_run, tmp_path):
+    from transformers import pipeline
+
+    from hanlm.export import ExportConfig, export_model
+
+    out = export_model(ExportConfig(checkpoint=str(finetuned_run), out=str(tmp_path / "share"),
+                                    name="me/ko-nsmc"))
+
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "# me/ko-nsmc" in card and 'model="me/ko-nsmc"' in card
+    classify = pipeline("text-classification", model=str(out))
+    assert classify("영화가 정말 좋다")[0]["label"] in ("0", "1")
+    with pytest.raises(HanlmError, match="not empty"):
+        export_model(ExportConfig(checkpoint=str(finetuned_run), out=str(out)))
+
+
+def test_export_of_a_finetuned_model_needs_a_destination(finetuned_run):
+    from hanlm.export import ExportConfig, export_model
+
+    with pytest.raises(HanlmError, match="--out DIR, --push-to-hub REPO"):
+        export_model(ExportConfig(checkpoint=str(finetuned_run), out=None))

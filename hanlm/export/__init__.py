@@ -66,6 +66,10 @@ def load_checkpoint_model(path: str | Path) -> tuple[torch.nn.Module, dict, dict
 
 
 def export_model(cfg: ExportConfig) -> Path:
+    from hanlm.export.hub import export_finetuned, finetuned_model_dir
+
+    if (finetuned := finetuned_model_dir(cfg.checkpoint)) is not None:
+        return export_finetuned(finetuned, cfg)
     model, run, state, run_dir = load_checkpoint_model(cfg.checkpoint)
     out = Path(cfg.out)
     if out.exists() and any(out.iterdir()) and not cfg.overwrite:

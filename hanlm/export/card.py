@@ -91,3 +91,34 @@ print(fill("대한민국은 민주[MASK]이다."))
 A model pretrained on a small corpus knows that corpus, not Korean at large. Fine-tune and
 evaluate it on your task before relying on it.
 """
+
+
+def finetuned_card(card: str | None, *, name: str, evaluations: list[dict]) -> str:
+    """The card of a fine-tuned model to share: its own (``hanlm finetune`` writes the task,
+    data, dev metrics and command) titled `name`, with the usage examples loading `name`, and
+    the scores of `hanlm evaluate` runs added."""
+    if card is None:
+        card = ("---\nlibrary_name: transformers\ntags: [hanlm, korean]\n---\n\n# model\n\n"
+                "A fine-tuned model (its directory held no hanlm model card).\n")
+    lines = card.replace("PATH/TO/THIS/DIRECTORY", name).splitlines()
+    title = next((i for i, line in enumerate(lines) if line.startswith("# ")), None)
+    if title is not None:
+        lines[title:title + 1] = [f"# {name}", "", lines[title][2:].strip() + "."]
+    if evaluations:
+        section = _evaluation_section(evaluations)
+        use = next((i for i, line in enumerate(lines) if line == "## Use"), len(lines))
+        lines[use:use] = section
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _evaluation_section(evaluations: list[dict]) -> list[str]:
+    lines = ["## Evaluations (`hanlm evaluate`, official definitions, percent)", "",
+             "| data | examples | metric | value |", "|---|---|---|---|"]
+    for result in evaluations:
+        data = str(result.get("data", "?")).replace("\\", "/").rsplit("/", 1)[-1]
+        if result.get("split_dev"):
+            data += f" (held-out part, --split-dev {result['split_dev']})"
+        for metric, value in result["metrics"].items():
+            shown = f"{value:.2f}" if isinstance(value, float) else value
+            lines.append(f"| `{data}` | {result.get('examples', '?')} | {metric} | {shown} |")
+    return lines + [""]

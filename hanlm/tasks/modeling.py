@@ -9,7 +9,10 @@ loads with stock ``transformers`` (``AutoModelFor…``, ``pipeline``) without ha
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,28 +40,158 @@ HEADS: dict[str, Any] = {
 
 
 
-def resolve_model_dir(path: str | Path) -> Path:
-    """A model directory, or a hanlm run directory holding one in ``model/``."""
+def resolve_model_dir(path: str | Path, *, allow_download: bool | None = None) -> Path:
+    """A model directory, a hanlm run directory holding one in ``model/``, or a Hugging Face
+    Hub id (``klue/bert-base``) when downloads are allowed.
+
+    `allow_download` None follows the environment: downloads are on unless ``HF_HUB_OFFLINE``
+    is set, which the ``hanlm`` command does unless the verb's download option is given.
+    """
+    name = str(path)
     path = Path(path)
     if (path / "config.json").is_file():
         return path
     if (path / "model" / "config.json").is_file():
         return path / "model"
-    if not path.exists():
-        raise HanlmError("model directory not found", path=str(path))
-    raise HanlmError("not a Hugging Face model directory (no config.json)", path=str(path))
+    if path.exists():
+        raise HanlmError("not a Hugging Face model directory (no config.json)", path=str(path))
+    if not _HUB_ID.fullmatch(name):
+        raise HanlmError("model directory not found", path=name)
+    if allow_download is None:
+        allow_download = not _hub_offline()
+    if not allow_download:
+        raise HanlmError(
+            f"'{name}' is not a local directory; downloads are off: pass --allow-download to "
+            "fetch it from the Hugging Face Hub (or set HF_HUB_OFFLINE=0)")
+    return download_model(name)
+
+
+# A Hub repo id ("name" or "owner/name"), as huggingface_hub validates them.
+_HUB_ID = re.compile(r"(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}")
+# What a model needs of a Hub repo: config, weights (safetensors), tokenizer files of any kind.
+_HUB_FILES = ["config.json", "*.safetensors", "model.safetensors.index.json",
+              "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+              "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt", "*.model"]
+_HUB_PICKLES = ["pytorch_model*.bin", "pytorch_model.bin.index.json"]
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def download_model(repo_id: str) -> Path:
+    """The local snapshot (in the Hugging Face cache) of the files a model needs; pickle
+    weights only when the repo has no safetensors (loading them still needs --trust-pickle)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        local = Path(snapshot_download(repo_id, allow_patterns=_HUB_FILES))
+        if not any(local.glob("*.safetensors")):
+            local = Path(snapshot_download(repo_id, allow_patterns=_HUB_FILES + _HUB_PICKLES))
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as e:
+        raise HanlmError(f"cannot download '{repo_id}' from the Hugging Face Hub: "
+                         f"{' '.join(str(e).split())[:300]}") from None
+    if not (local / "config.json").is_file():
+        raise HanlmError(f"'{repo_id}' on the Hugging Face Hub is not a transformers model "
+                         "(no config.json)")
+    logger.info("%s: using the Hub snapshot in %s", repo_id, local)
+    return local
 
 
 def load_tokenizer(directory: Path) -> Any:
+    """The model's fast tokenizer: ``tokenizer.json``, or built by transformers from a
+    ``vocab.txt`` (+ ``tokenizer_config.json``, as klue/bert-base has) or a SentencePiece model.
+    Hangul must come through intact; a model with one token type gets type ids 0 only."""
+    _check_sentencepiece(directory)
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)
     except (OSError, ValueError) as e:
-        raise HanlmError(f"cannot load the tokenizer: {e}", path=str(directory)) from None
+        raise HanlmError(f"cannot load the tokenizer: {' '.join(str(e).split())}",
+                         path=str(directory)) from None
     if not tokenizer.is_fast:
         raise HanlmError("tasks need a fast tokenizer (tokenizer.json) for character offsets",
                          path=str(directory))
     _check_korean(tokenizer, directory)
+    if _token_types(directory) == 1:
+        _single_token_type(tokenizer)
     return tokenizer
+
+
+def _check_sentencepiece(directory: Path) -> None:
+    """transformers converts a SentencePiece model (XLM-R's sentencepiece.bpe.model, T5's
+    spiece.model) to a fast tokenizer with the `sentencepiece` package, which hanlm does not
+    depend on; without it the error transformers gives is about tiktoken."""
+    import importlib.util
+
+    if (directory / "tokenizer.json").is_file() or importlib.util.find_spec("sentencepiece"):
+        return
+    models = sorted(p.name for p in directory.glob("*.model"))
+    if models:
+        raise HanlmError(
+            f"the tokenizer is a SentencePiece model ({', '.join(models)}) without a "
+            "tokenizer.json; converting it needs the sentencepiece package (pip install "
+            "sentencepiece), or save the tokenizer once with transformers where it is installed "
+            "(AutoTokenizer.from_pretrained(DIR).save_pretrained(DIR) writes tokenizer.json)",
+            path=str(directory))
+
+
+def _token_types(directory: Path) -> int | None:
+    try:
+        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return config.get("type_vocab_size") if isinstance(config, dict) else None
+
+
+def _single_token_type(tokenizer: Any) -> None:
+    """Make a BERT-style post-processor give the second text of a pair token type 0, not 1.
+
+    RoBERTa-architecture models with a BERT WordPiece tokenizer (klue/roberta-*: type_vocab_size
+    1, ``tokenizer_class: BertTokenizer``) have a single token-type embedding; type 1 would
+    index past it. hanlm asks for token types explicitly and now gets zeros; the saved
+    tokenizer does not return them at all (transformers rebuilds a BertTokenizer's
+    post-processor on loading), so stock pipelines feed the model none, which means type 0."""
+    from tokenizers import Tokenizer
+
+    names = [n for n in tokenizer.model_input_names if n != "token_type_ids"]
+    tokenizer.model_input_names = names
+    tokenizer.init_kwargs["model_input_names"] = names
+
+    backend = tokenizer.backend_tokenizer
+    spec = json.loads(backend.to_str())
+    post = spec.get("post_processor")
+    zeroed = _zero_type_ids(post)
+    if zeroed != post:
+        spec["post_processor"] = zeroed
+        backend.post_processor = Tokenizer.from_str(json.dumps(spec)).post_processor
+
+
+def _zero_type_ids(post: Any) -> Any:
+    if not isinstance(post, dict):
+        return post
+    if post.get("type") == "BertProcessing":  # [CLS] A [SEP] B:1 [SEP]:1, as a template
+        (sep, sep_id), (cls, cls_id) = post["sep"], post["cls"]
+        special = {t: {"id": t, "ids": [i], "tokens": [t]} for t, i in ((cls, cls_id), (sep, sep_id))}
+        piece = lambda kind, name: {kind: {"id": name, "type_id": 0}}  # noqa: E731
+        return {"type": "TemplateProcessing",
+                "single": [piece("SpecialToken", cls), piece("Sequence", "A"),
+                           piece("SpecialToken", sep)],
+                "pair": [piece("SpecialToken", cls), piece("Sequence", "A"),
+                         piece("SpecialToken", sep), piece("Sequence", "B"),
+                         piece("SpecialToken", sep)],
+                "special_tokens": special}
+    if post.get("type") == "Sequence":
+        return {**post, "processors": [_zero_type_ids(p) for p in post.get("processors", [])]}
+    return _zeroed(post)
+
+
+def _zeroed(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: 0 if k == "type_id" else _zeroed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_zeroed(v) for v in value]
+    return value
 
 
 def _check_korean(tokenizer: Any, directory: Path) -> None:
@@ -93,11 +226,24 @@ def load_model(directory: Path, head: str, model_kwargs: dict[str, Any], *,
     except (OSError, ValueError) as e:
         raise HanlmError(f"cannot load the model: {e}", path=str(directory)) from None
     _report_loading(model, info, directory, trained_head=trained_head)
-    positions = getattr(model.config, "max_position_embeddings", None)
+    positions = usable_positions(model.config)
     if max_len is not None and positions is not None and max_len > positions:
         raise HanlmError(f"--max-len {max_len} is longer than the model's {positions} position "
                          f"embeddings; use --max-len {positions} or less", path=str(directory))
     return model
+
+
+def usable_positions(config: Any) -> int | None:
+    """How many tokens fit: RoBERTa-style models number positions from padding_idx + 1, so
+    two of their (usually 514) position embeddings are never used for tokens."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is not None and getattr(config, "model_type", "") in _OFFSET_POSITIONS:
+        positions -= (getattr(config, "pad_token_id", None) or 0) + 1
+    return positions
+
+
+_OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "camembert", "xlm-roberta-xl",
+                               "roberta-prelayernorm"})
 
 
 class _HoldLoadReport(logging.Filter):

@@ -13,6 +13,8 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
 
+from hanlm.errors import HanlmError
+
 # BERT's order, so [PAD] = 0 as every BERT embedding and collator assumes.
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 TOKENIZER_FILE = "tokenizer.json"
@@ -25,10 +27,41 @@ CONTINUATION = "##"
 
 
 def copy_files(source: Path, target: Path) -> None:
-    """Copy the tokenizer files of `source` (those present) into the directory `target`."""
+    """Copy the tokenizer files of `source` (those present) into the directory `target`; a
+    model directory's ``vocab.txt`` tokenizer gets the ``tokenizer.json`` it lacked."""
     for name in FILES:
         if (source / name).is_file():
             shutil.copy2(source / name, target / name)
+    if not (source / TOKENIZER_FILE).is_file() and (source / VOCAB_FILE).is_file():
+        converted_tokenizer(source).save(str(target / TOKENIZER_FILE))
+
+
+def converted_tokenizer(directory: Path) -> Tokenizer:
+    """The tokenizer that stock ``transformers`` builds for a Hugging Face model directory
+    whose tokenizer is only ``vocab.txt`` (+ ``tokenizer_config.json``), as klue/bert-base and
+    many Korean models ship theirs.
+
+    ``do_lower_case`` is read as transformers reads it: absent means true, and BERT's
+    lowercasing strips accents, which decomposes Hangul into jamo (refused: see
+    `new_normalizer`). KLUE's tokenizer_config.json sets it to false.
+    """
+    from transformers import BertTokenizer  # vocab.txt is BERT's WordPiece format
+
+    try:
+        hf = BertTokenizer.from_pretrained(directory)
+    except (OSError, ValueError) as e:
+        raise HanlmError(f"cannot build a tokenizer from {VOCAB_FILE}: {' '.join(str(e).split())}",
+                         path=str(directory)) from None
+    if not getattr(hf, "is_fast", False):
+        raise HanlmError(f"transformers built no fast tokenizer from {VOCAB_FILE}",
+                         path=str(directory))
+    tokenizer = Tokenizer.from_str(hf.backend_tokenizer.to_str())
+    if tokenizer.normalizer is not None and tokenizer.normalizer.normalize_str("한국어") != "한국어":
+        raise HanlmError(
+            f"the {VOCAB_FILE} tokenizer decomposes Hangul into jamo (do_lower_case is true, or "
+            f"absent, which means true); set \"do_lower_case\": false in {CONFIG_FILE}",
+            path=str(directory))
+    return tokenizer
 
 
 def new_normalizer() -> normalizers.Normalizer:

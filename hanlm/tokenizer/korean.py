@@ -18,6 +18,8 @@ from hanlm.tokenizer.format import (
     META_FILE,
     SPECIAL_TOKENS,
     TOKENIZER_FILE,
+    VOCAB_FILE,
+    converted_tokenizer,
     fingerprint,
     tokens_by_id,
 )
@@ -65,8 +67,9 @@ class KoreanTokenizer:
 
     @classmethod
     def load(cls, directory: str | Path) -> KoreanTokenizer:
-        """Load a directory written by ``hanlm tokenizer train`` (or any BERT WordPiece
-        ``tokenizer.json`` directory, read without pre-tokenization)."""
+        """Load a directory written by ``hanlm tokenizer train``, or the tokenizer of a BERT
+        model directory (``tokenizer.json``, or only ``vocab.txt``), read without
+        pre-tokenization."""
         directory = Path(directory)
         tokenizer = _read_tokenizer(directory)
         meta = _read_meta(directory)
@@ -229,15 +232,19 @@ def _read_tokenizer(directory: Path) -> Tokenizer:
     if not directory.is_dir():
         raise HanlmError("tokenizer directory not found", path=str(directory))
     path = directory / TOKENIZER_FILE
-    if not path.is_file():
+    if path.is_file():
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as e:  # the Rust library raises a bare Exception
+            raise HanlmError(f"unreadable {TOKENIZER_FILE}: {e}", path=str(directory)) from None
+    elif (directory / VOCAB_FILE).is_file():  # a Hugging Face model directory, as klue/bert-base
+        tokenizer = converted_tokenizer(directory)
+    else:
         raise HanlmError(
-            f"not a tokenizer directory: no {TOKENIZER_FILE} (train one with `hanlm tokenizer train`)",
+            f"not a tokenizer directory: no {TOKENIZER_FILE} or {VOCAB_FILE} (train one with "
+            "`hanlm tokenizer train`, or give a BERT model directory)",
             path=str(directory),
         )
-    try:
-        tokenizer = Tokenizer.from_file(str(path))
-    except Exception as e:  # the Rust library raises a bare Exception
-        raise HanlmError(f"unreadable {TOKENIZER_FILE}: {e}", path=str(directory)) from None
     if not isinstance(tokenizer.model, models.WordPiece):
         raise HanlmError(
             f"{TOKENIZER_FILE} holds a {type(tokenizer.model).__name__} model; hanlm needs a BERT WordPiece tokenizer",

@@ -123,8 +123,13 @@ def _new_or_loaded_model(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict,
 
 
 def _load_init_from(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict, objective: str):
-    """The --init-from model, refused when it cannot read this data: pickle weights (unless
-    --trust-pickle), another tokenizer, or fewer positions than the data's sequences."""
+    """The --init-from model, refused when it cannot read this data: not a BERT, pickle
+    weights (unless --trust-pickle: converted once to safetensors), another tokenizer, or fewer
+    positions than the data's sequences.
+
+    The model's tokenizer is its ``tokenizer.json`` or, as klue/bert-base ships it, its
+    ``vocab.txt``: `hanlm data build --tokenizer MODEL_DIR` builds the data with that very one.
+    """
     from transformers import BertForMaskedLM, BertForPreTraining
 
     from hanlm.model.weights import check_weights
@@ -132,8 +137,13 @@ def _load_init_from(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict, objec
     directory = Path(cfg.init_from)
     if not (directory / "config.json").is_file():
         raise HanlmError("not a model directory (no config.json)", path=str(directory))
+    model_type = _model_type(directory)
+    if model_type != "bert":
+        raise HanlmError(f"--init-from continues a BERT model; this one is "
+                         f"{model_type or 'of no model_type'}", path=str(directory))
     safe = check_weights(directory, cfg.trust_pickle)
-    if (directory / "tokenizer.json").is_file():
+    if any((directory / name).is_file() for name in (tokenizer_files.TOKENIZER_FILE,
+                                                     tokenizer_files.VOCAB_FILE)):
         theirs = KoreanTokenizer.load(directory).fingerprint
         if theirs != tok.fingerprint:
             raise HanlmError(
@@ -141,8 +151,9 @@ def _load_init_from(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict, objec
                 f"({tok.fingerprint}); rebuild the data with --tokenizer {directory}",
                 path=str(directory),
             )
-    if not safe:
-        logger.warning("%s: loading pickle weights (--trust-pickle): this can run code", directory)
+    else:
+        logger.warning("%s has no tokenizer files: only the vocabulary size is checked "
+                       "against the data's tokenizer", directory)
     model_class = BertForPreTraining if objective == "bert" else BertForMaskedLM
     bert = model_class.from_pretrained(directory, use_safetensors=safe)
     if bert.config.vocab_size != tok.vocab_size:
@@ -157,6 +168,14 @@ def _load_init_from(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict, objec
             f"{bert.config.max_position_embeddings})", path=str(directory),
         )
     return bert
+
+
+def _model_type(directory: Path) -> str | None:
+    try:
+        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise HanlmError(f"unreadable config.json: {e}", path=str(directory)) from None
+    return config.get("model_type") if isinstance(config, dict) else None
 
 
 @dataclass
