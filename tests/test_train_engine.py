@@ -102,3 +102,13 @@ def test_a_time_budget_anneals_to_zero_and_resumes_bit_identically(tiny_pretrain
     b = load_file(latest_checkpoint(resumed).path / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [r["lr"] for r in read_metrics(resumed) if r["split"] == "train"] == lrs
+
+
+@pytest.mark.parametrize("recipe", sorted(Path(__file__).parents[1].glob("configs/*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_shipped_recipe_reads_as_a_pretraining_config(recipe):
+    from hanlm import config
+
+    values = {**config.read_yaml(recipe), "data": "data", "out": "out"}
+    cfg = config.build(PretrainConfig, values)
+    assert cfg.max_minutes and cfg.objective in ("mlm", "electra")
