@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -46,18 +45,12 @@ def reject(error: HanlmError, on_error: str, skipped: list[Skipped]) -> None:
     logger.debug("skipped: %s", error)
 
 
-def write_skipped(skipped: list[Skipped], path: str | Path) -> None:
-    """Write the skipped records as JSONL (file, line, reason), atomically, and say so once.
+def __getattr__(name: str):
+    # write_skipped is defined in hanlm.atomic (it writes atomically, and atomic raises
+    # HanlmError) and stays importable from here, looked up on first use: loading this module
+    # loads no other hanlm module.
+    if name == "write_skipped":
+        from hanlm.atomic import write_skipped
 
-    With nothing skipped, a report an earlier run left at ``path`` is removed, so the file
-    always describes the output beside it.
-    """
-    from hanlm import atomic
-
-    path = Path(path)
-    if not skipped:
-        path.unlink(missing_ok=True)
-        return
-    atomic.write_jsonl(path, (s.as_dict() for s in skipped))
-    logger.warning("skipped %s bad records (--on-error skip); listed in %s",
-                   f"{len(skipped):,}", path)
+        return write_skipped
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from hanlm import __version__, atomic
 from hanlm import config as config_lib
+from hanlm.atomic import write_skipped
 from hanlm.config import opt
 from hanlm.data.instances import (
     Instance,
@@ -47,7 +48,7 @@ from hanlm.data.instances import (
     pairs_from_document,
 )
 from hanlm.data.shards import write_shard
-from hanlm.errors import HanlmError, write_skipped
+from hanlm.errors import HanlmError
 from hanlm.text import (
     SKIPPED_FILE,
     CorpusConfig,

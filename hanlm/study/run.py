@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hanlm import atomic
-from hanlm.cli import command_line
 from hanlm.config import opt
 from hanlm.errors import HanlmError
+from hanlm.provenance import command_line
 from hanlm.study.corpora import CORPORA, Sources, build_corpora
 
 logger = logging.getLogger(__name__)

@@ -26,9 +26,9 @@ import torch
 from transformers import set_seed
 
 from hanlm import atomic, config
-from hanlm.cli import command_line
 from hanlm.config import opt
 from hanlm.errors import HanlmError, write_skipped
+from hanlm.provenance import command_line
 from hanlm.tasks.base import Feature, ReadOptions, Task
 from hanlm.tasks.loop import Evaluation, TrainConfig, predict_outputs, process_state, train
 from hanlm.tasks.modeling import (

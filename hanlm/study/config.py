@@ -1,0 +1,1 @@
+from hanlm.study.run import StudyConfig  # noqa: F401

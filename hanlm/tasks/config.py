@@ -1,0 +1,1 @@
+from hanlm.tasks.run import EvaluateConfig, FinetuneConfig, PredictConfig  # noqa: F401

@@ -1,0 +1,1 @@
+from hanlm.train.pretrain import PretrainConfig  # noqa: F401
