@@ -199,29 +199,30 @@ class _QuietParser(argparse.ArgumentParser):
         raise _NotParsed(message)
 
 
+def _peek(argv: list[str], *options: str) -> argparse.Namespace | None:
+    """--config and `options` as the verb's parser will read them (spellings, abbreviations),
+    before that parser exists; None when they cannot be read (the verb's parser says why)."""
+    parser = _QuietParser(add_help=False)
+    for option in ("config", *options):
+        parser.add_argument(f"--{option.replace('_', '-')}", dest=option)
+    try:
+        known, _ = parser.parse_known_args(_dashed(argv, parser))
+    except _NotParsed:
+        return None
+    return known
+
+
 def _gives_config_file(argv: list[str]) -> bool:
     """Whether --config is given: its file may then supply the required settings."""
-    parser = _QuietParser(add_help=False)
-    parser.add_argument("--config")
-    try:
-        known, _ = parser.parse_known_args(argv)
-    except _NotParsed:
-        return False
-    return known.config is not None
+    known = _peek(argv)
+    return known is not None and known.config is not None
 
 
 def _asks_for_network(verb_name: str | None, argv: list[str]) -> bool:
-    """Whether the network option of `verb_name` is given, as a flag or in the --config YAML,
-    read with the spellings and abbreviations the verb's own parser accepts."""
+    """Whether the network option of `verb_name` is given, as a flag or in the --config YAML."""
     option = NETWORK_OPTIONS.get(verb_name or "")
-    if option is None:
-        return False
-    parser = _QuietParser(add_help=False)
-    parser.add_argument("--config")
-    parser.add_argument(f"--{option.replace('_', '-')}", f"--{option}", dest=option)
-    try:
-        known, _ = parser.parse_known_args(argv)
-    except _NotParsed:
+    known = _peek(argv, option) if option is not None else None
+    if known is None:
         return False
     value = getattr(known, option)
     if value is None and known.config:

@@ -265,7 +265,8 @@ def test_network_option_is_read_like_the_verbs_parser(tmp_path: Path):
     assert not _asks_for_network("export", ["export", "run", "--out", "hf"])
     for name in ("local.yaml", "nope.yaml"):  # no push_to_hub key; no file (an error later)
         assert not _asks_for_network("export", ["export", "run", "--config", str(tmp_path / name)])
-    assert not _asks_for_network("export", ["export", "run", "--push", "a/b"])  # ambiguous: refused
+    assert _asks_for_network("export", ["export", "run", "--push", "a/b"])  # an abbreviation
+    assert _asks_for_network("export", ["export", "run", "--push_to-hub", "a/b"])
     assert not _asks_for_network("finetune", ["finetune", "--push-to-hub", "a/b"])
     assert not _asks_for_network(None, ["--help"])
 
