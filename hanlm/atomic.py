@@ -1,7 +1,8 @@
 """Atomic writes: a killed process never leaves a file or directory that a later run accepts.
 
 Write to a temporary name in the same directory, fsync, then rename (atomic on POSIX). Also the
-file digest that checkpoints and caches use to tell a complete, unchanged file.
+file digest that checkpoints and caches use to tell a complete, unchanged file, and the report of
+records skipped under ``--on-error skip``.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ import contextlib
 import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from hanlm.errors import HanlmError
+from hanlm.errors import HanlmError, Skipped
+
+logger = logging.getLogger(__name__)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -83,6 +87,21 @@ def write_text(path: str | Path, text: str) -> None:
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
     """One JSON object a line (UTF-8, Hangul unescaped), written atomically."""
     write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def write_skipped(skipped: list[Skipped], path: str | Path) -> None:
+    """Write the skipped records as JSONL (file, line, reason), atomically, and say so once.
+
+    With nothing skipped, a report an earlier run left at ``path`` is removed, so the file
+    always describes the output beside it.
+    """
+    path = Path(path)
+    if not skipped:
+        path.unlink(missing_ok=True)
+        return
+    write_jsonl(path, (s.as_dict() for s in skipped))
+    logger.warning("skipped %s bad records (--on-error skip); listed in %s",
+                   f"{len(skipped):,}", path)
 
 
 @contextlib.contextmanager

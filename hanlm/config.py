@@ -2,9 +2,13 @@
 
 Every stage takes one dataclass. Its fields (nested dataclasses included, addressed as
 ``optim.lr``) are settable three ways, later winning: the defaults in the class, a YAML file
-(``--config run.yaml``), and flags (``--optim.lr 3e-4``; ``--vocab-size`` and ``--vocab_size``
-both work). Unknown keys are errors that suggest the closest known key. No global state: a
+(``--config run.yaml``), and flags (``--optim.lr 3e-4``; ``--vocab-size``, with ``--vocab_size``
+accepted too). Unknown keys are errors that suggest the closest known key. No global state: a
 config is a value passed down.
+
+Hand-written rather than jsonargparse (litgpt's choice): the generation below is small, and what
+it adds (bounds named by key, close-key suggestions, flattened shared options) would still be
+hand-written on top of such a library, which would bring its own dependency and flag conventions.
 """
 
 from __future__ import annotations
@@ -164,15 +168,24 @@ def build(cls: type[T], values: dict[str, Any] | None = None, *, source: str = "
     for key in values:
         if key not in leaves:
             raise HanlmError(f"{source}: unknown key '{key}'{_suggest(key, list(leaves))}")
+    missing = []
     for name, (f, tp) in leaves.items():
         if name in values:
             values[name] = coerce(values[name], tp, name)
             _check_bounds(name, f, values[name])
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            flag = "--" + name.replace("_", "-")
-            what = "argument" if f.metadata.get("positional") else f"{flag}"
-            raise HanlmError(f"missing required {what} '{name}'")
+        elif _is_required(f):
+            missing.append(f"argument '{name}'" if f.metadata.get("positional") else _flag(name))
+    if missing:
+        raise HanlmError(f"missing required {', '.join(missing)}")
     return _instantiate(cls, values, "")
+
+
+def _is_required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def _instantiate(cls: type, values: dict[str, Any], prefix: str) -> Any:
@@ -237,12 +250,20 @@ def fingerprint(obj: Any) -> str:
 # ---------------------------------------------------------------- argparse generation
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+def add_arguments(parser: argparse.ArgumentParser, cls: type, *, require: bool = False) -> None:
     """One flag per leaf field (dotted for nested ones), positional where declared.
 
-    Defaults are SUPPRESSed so that only what the user typed overrides the YAML file.
+    Defaults are SUPPRESSed so that only what the user typed overrides the YAML file. Fields
+    without a default are listed under "required arguments"; ``require`` makes argparse demand
+    them too (only right when no ``--config`` file can supply them), so that one error names
+    every missing one. The usage line puts the positional arguments first: a list option before
+    them would take them as its values.
     """
     parser.add_argument("--config", metavar="YAML", help="read settings from a YAML file first")
+    required = parser.add_argument_group("required arguments")
+    positionals: list[str] = []
+    required_flags: list[str] = []
+    has_lists = False
     for name, f, tp in _leaf_fields(cls):
         inner, _ = _unwrap_optional(tp)
         help_text = f.metadata.get("help", "")
@@ -251,27 +272,45 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             default = f.default_factory()
         if default is not None and default != []:
             help_text += f" (default: {default})"
+        help_text = escape(help_text)
         is_list = get_origin(inner) in (list, tuple)
         if f.metadata.get("positional"):
             parser.add_argument(
                 name, nargs="+" if is_list else None, help=help_text, default=argparse.SUPPRESS
             )
+            positionals.append(f"{name} [{name} ...]" if is_list else name)
             continue
-        flags = [f"--{name.replace('_', '-')}"]
-        if "_" in name:
-            flags.append(f"--{name}")
+        flag = _flag(name)
         kwargs: dict[str, Any] = {"dest": name, "help": help_text, "default": argparse.SUPPRESS}
         if inner is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif is_list:
-            # One value per flag, repeatable (--exclude-ids a --exclude-ids b): a greedy
-            # nargs="*" would swallow the positional corpus paths that follow it.
+            # Repeatable too (--exclude-ids a --exclude-ids b): values accumulate.
             kwargs["action"] = "extend"
-            kwargs["nargs"] = 1
+            kwargs["nargs"] = "+"
+            has_lists = True
         if get_origin(inner) is Literal:
             kwargs["choices"] = list(get_args(inner))
             kwargs["metavar"] = "{" + ",".join(map(str, get_args(inner))) + "}"
-        parser.add_argument(*flags, **kwargs)
+        if _is_required(f):
+            required_flags.append(f"{flag} {kwargs.get('metavar') or name.upper()}")
+            required.add_argument(flag, required=require, **kwargs)
+        else:
+            parser.add_argument(flag, **kwargs)
+    parser.usage = " ".join(["%(prog)s", *positionals, *required_flags, "[options]"])
+    if has_lists:
+        parser.epilog = "Options shown with '...' take one or more values, and may be repeated" + (
+            ": give the positional arguments before them, or end their values with --."
+            if positionals else "."
+        )
+    # "required arguments" right after the positional ones, before the long list of options
+    parser._action_groups.remove(required)
+    parser._action_groups.insert(1, required)
+
+
+def escape(text: str) -> str:
+    """Help text as argparse expects it: it %-formats help strings (for %(default)s)."""
+    return text.replace("%", "%%")
 
 
 def from_args(cls: type[T], args: argparse.Namespace) -> T:

@@ -15,13 +15,6 @@ from pathlib import Path
 from typing import Literal
 
 from hanlm.config import opt
-from hanlm.data.build import DataBuildConfig, build_dataset
-from hanlm.export import ExportConfig, export_model
-from hanlm.infer import fill_mask
-from hanlm.text import CorpusConfig
-from hanlm.tokenizer import TokenizerTrainConfig, train_tokenizer
-from hanlm.train.optim import OptimConfig
-from hanlm.train.pretrain import PretrainConfig, pretrain
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +42,16 @@ def embedded_corpus() -> Path:
 
 
 def run_demo(cfg: DemoConfig) -> int:
+    # Imported here, not at the top: the CLI imports this module for DemoConfig to parse
+    # `hanlm demo --help`, which must not wait for torch.
+    from hanlm.data.build import DataBuildConfig, build_dataset
+    from hanlm.export import ExportConfig, export_model
+    from hanlm.infer import fill_mask
+    from hanlm.text import CorpusConfig
+    from hanlm.tokenizer import TokenizerTrainConfig, train_tokenizer
+    from hanlm.train.optim import OptimConfig
+    from hanlm.train.pretrain import PretrainConfig, pretrain
+
     started = time.time()
     out = Path(cfg.out)
     if out.exists():

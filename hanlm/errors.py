@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -44,20 +43,3 @@ def reject(error: HanlmError, on_error: str, skipped: list[Skipped]) -> None:
         raise error
     skipped.append(Skipped(error.path or "?", error.line, str(error)))
     logger.debug("skipped: %s", error)
-
-
-def write_skipped(skipped: list[Skipped], path: str | Path) -> None:
-    """Write the skipped records as JSONL (file, line, reason), atomically, and say so once.
-
-    With nothing skipped, a report an earlier run left at ``path`` is removed, so the file
-    always describes the output beside it.
-    """
-    from hanlm import atomic
-
-    path = Path(path)
-    if not skipped:
-        path.unlink(missing_ok=True)
-        return
-    atomic.write_jsonl(path, (s.as_dict() for s in skipped))
-    logger.warning("skipped %s bad records (--on-error skip); listed in %s",
-                   f"{len(skipped):,}", path)

@@ -62,6 +62,63 @@ def test_missing_required():
         config.build(Outer, {})
 
 
+@dataclass
+class Several:
+    corpus: list[str] = opt(help="files", positional=True)
+    task: str = opt(help="task name")
+    out: str = opt(help="output directory")
+    seeds: list[int] = opt(help="seeds", factory=lambda: [1])
+    share: float = opt(0.5, "87.4% reference; 100% at most")
+    keep_models: bool = opt(False, "keep them")
+
+
+def test_every_missing_required_setting_in_one_error():
+    with pytest.raises(HanlmError, match=r"missing required argument 'corpus', --task, --out$"):
+        config.build(Several, {})
+
+
+def parser_for(cls, *, require=False):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="hanlm x")
+    config.add_arguments(parser, cls, require=require)
+    return parser
+
+
+def test_help_with_a_percent_sign():
+    assert "87.4% reference; 100% at most (default: 0.5)" in " ".join(
+        parser_for(Several).format_help().split())
+
+
+def test_list_flags_take_several_values_and_repeat():
+    args = parser_for(Several).parse_args(["a", "b", "--seeds", "1", "2", "--seeds", "3",
+                                           "--task", "t", "--out", "o"])
+    cfg = config.from_args(Several, args)
+    assert (cfg.corpus, cfg.seeds) == (["a", "b"], [1, 2, 3])
+
+
+def test_each_flag_listed_once_with_dashes():
+    text = parser_for(Several).format_help()
+    assert "--keep-models, --no-keep-models" in text and text.count("--keep-models") == 1
+    assert "keep_models" not in text and "--batch_size" not in parser_for(Outer).format_help()
+
+
+def test_required_options_have_their_own_group_and_lead_the_usage():
+    text = parser_for(Several).format_help()
+    assert text.startswith("usage: hanlm x corpus [corpus ...] --task TASK --out OUT [options]")
+    required = text.split("required arguments:")[1].split("options:")[0]
+    assert "--task" in required and "--out" in required and "--seeds" not in required
+    assert "positional arguments before them, or end their values with --" in text
+
+
+def test_argparse_names_every_missing_one_when_no_config_file_can(capsys):
+    with pytest.raises(SystemExit):
+        parser_for(Several, require=True).parse_args([])
+    assert "the following arguments are required: corpus, --task, --out" in capsys.readouterr().err
+    args = parser_for(Several).parse_args(["a", "--config", "c.yaml"])  # the file may have them
+    assert vars(args) == {"corpus": ["a"], "config": "c.yaml"}
+
+
 def test_yaml_then_cli_round_trip(tmp_path):
     import argparse
 

@@ -493,7 +493,7 @@ def test_long_table_fields_are_read_whole(tmp_path):
 
 
 def test_write_skipped_report_and_its_removal(tmp_path):
-    from hanlm.errors import write_skipped
+    from hanlm.atomic import write_skipped
     from hanlm.text import SKIPPED_FILE
 
     path = write(tmp_path / "c.jsonl", '{"text": "가"}\n{"text": "나\n{"text": "다"}\n')

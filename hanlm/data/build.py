@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from hanlm import __version__, atomic
 from hanlm import config as config_lib
+from hanlm.atomic import write_skipped
 from hanlm.config import opt
 from hanlm.data.chunks import Chunk, assign_chunks, one_behind, tokenized_chunks, tokenizing
 from hanlm.data.instances import (
@@ -50,7 +51,7 @@ from hanlm.data.instances import (
 )
 from hanlm.data.objective import data_kind
 from hanlm.data.shards import write_shard
-from hanlm.errors import HanlmError, write_skipped
+from hanlm.errors import HanlmError
 from hanlm.text import (
     SKIPPED_FILE,
     CorpusConfig,
@@ -69,7 +70,8 @@ class DataBuildConfig:
     corpus: list[str] = opt(
         help="corpus files (.txt .jsonl .tsv .csv, WikiExtractor; .gz too)", positional=True
     )
-    tokenizer: str = opt(help="tokenizer directory from `hanlm tokenizer train`")
+    tokenizer: str = opt(help="tokenizer directory from `hanlm tokenizer train`, or a BERT model "
+                         "directory (tokenizer.json or vocab.txt) to continue pretraining it")
     out: str = opt(help="output directory")
     max_len: int = opt(128, "sequence length in tokens, [CLS]/[SEP] included", min=8)
     objective: Literal["bert", "mlm", "electra"] = opt(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from hanlm.cli import command_line
+from hanlm.provenance import command_line
 from hanlm.study import cache, report
 from hanlm.study.config import StudyConfig
 from hanlm.study.corpora import CORPORA, Sources

@@ -36,7 +36,10 @@ class DataOptions:
                                 "(by article/premise) into train and a held-out FRACTION")
     limit: int | None = opt(None, "use only the first N examples of each file (or split part) "
                             "for quick runs", min=1)
-    trust_pickle: bool = opt(False, "allow pickle (pytorch_model.bin) weights")
+    trust_pickle: bool = opt(False, "allow pickle (pytorch_model.bin) weights, converted once to "
+                             "model.safetensors beside them")
+    allow_download: bool = opt(False, "fetch --model from the Hugging Face Hub when it is not a "
+                               "local directory (hanlm is offline otherwise)")
 
 
 @dataclass(kw_only=True)

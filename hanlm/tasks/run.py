@@ -25,8 +25,9 @@ import torch
 from transformers import set_seed
 
 from hanlm import atomic, config
-from hanlm.cli import command_line
-from hanlm.errors import HanlmError, write_skipped
+from hanlm.atomic import write_skipped
+from hanlm.errors import HanlmError
+from hanlm.provenance import command_line
 from hanlm.tasks.base import Feature, ReadOptions, Task, key_examples
 from hanlm.tasks.config import DataOptions, EvaluateConfig, FinetuneConfig, PredictConfig
 from hanlm.tasks.loop import Evaluation, predict_outputs, process_state, train

@@ -24,7 +24,7 @@ decompressed on the fly. Every text goes through :func:`hanlm.text.normalize.nor
 
 A bad record (an undecodable line, malformed JSON, a row with the wrong number of fields, wiki
 text outside a ``<doc>`` block...) raises HanlmError; with ``on_error="skip"`` it is left out
-and listed in ``CorpusStats.skipped`` instead, which :func:`hanlm.errors.write_skipped` turns into the
+and listed in ``CorpusStats.skipped`` instead, which :func:`hanlm.atomic.write_skipped` turns into the
 ``skipped.jsonl`` report. Errors about a whole file (missing, unreadable, no such column in the
 header, no text at all) are raised either way.
 

@@ -18,8 +18,9 @@ from tokenizers import Tokenizer, trainers
 from tqdm import tqdm
 
 import hanlm
+from hanlm.atomic import write_skipped
 from hanlm.config import opt, to_dict
-from hanlm.errors import HanlmError, write_skipped
+from hanlm.errors import HanlmError
 from hanlm.text import SKIPPED_FILE, CorpusConfig, CorpusStats, batched, read_texts
 from hanlm.tokenizer.format import (
     CONFIG_FILE,

@@ -147,6 +147,7 @@ class PretrainConfig(PretrainTrainingConfig):
     init_from: str | None = opt(
         None, "start from this Hugging Face BERT directory (continued pretraining)")
     trust_pickle: bool = opt(
-        False, "allow --init-from pickle (pytorch_model.bin) weights, which can run code")
+        False, "allow --init-from pickle (pytorch_model.bin) weights, which can run code; "
+        "converted once to model.safetensors beside them")
     eval_batches: int = opt(20, "held-out batches per evaluation", min=1)
     masking: PretrainMaskingConfig = opt(factory=PretrainMaskingConfig, flatten=True)
