@@ -84,6 +84,7 @@ VERBS: dict[str, Verb] = {
         "write predictions mapped back to the input as JSONL",
     ),
     "study": Verb("hanlm.study.run", "StudyConfig", "run_study", "domain study: review vs general pretraining, fine-tuned on NSMC/KLUE-NLI/KLUE-NER, with a report"),
+    "benchmark": Verb("hanlm.benchmark.run", "BenchmarkConfig", "run_benchmark", "fine-tune and score models on every Korean task whose data is found: one table, mean ± std over seeds"),
 }
 
 
