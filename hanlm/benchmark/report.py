@@ -103,13 +103,14 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {t['task']} | {t['note']} | | |")
             continue
         s = t["settings"]
+        train, test = _relative(t["train"], report), _relative(t["test"], report)
         if t["official_train"]:
-            train = f"`{t['train']}`" + (f" less a held-out {t['split_dev']} (model selection)"
-                                         if t["split_dev"] else " (no selection)")
-            test = f"`{t['test']}`, the official dev file"
+            train = f"`{train}`" + (f" less a held-out {t['split_dev']} (model selection)"
+                                    if t["split_dev"] else " (no selection)")
+            test = f"`{test}`, the official dev file"
         else:
-            train = f"`{t['train']}` less a held-out {t['split_dev']} (no selection)"
-            test = "the held-out part"
+            train = f"`{train}` less the held-out {t['split_dev']} part (no selection)"
+            test = "that held-out part"
         test += "" if s["eval_limit"] is None else f", first {s['eval_limit']}"
         lines.append(f"| {t['task']} | {train} | {test} | {t['train_examples']} / "
                      f"{t['test_examples']} |")
@@ -138,6 +139,14 @@ def markdown(report: dict[str, Any]) -> str:
     lines += ["", f"{len(runs)} runs ({report['reused']} reused from an earlier invocation), "
               f"{report['seconds'] / 60:.1f} minutes."]
     return "\n".join(lines) + "\n"
+
+
+def _relative(path: str, report: dict[str, Any]) -> str:
+    """`path` relative to the data folder, which the report names once."""
+    try:
+        return str(Path(path).relative_to(report["data"]))
+    except ValueError:
+        return path
 
 
 def plot(report: dict[str, Any], path: Path) -> Path | None:
