@@ -81,6 +81,7 @@ def test_official_pair_and_split_dev_are_scored_on_their_tests(benchmark, data_d
     config = (run / "klue-nli" / "seed-42" / "config.yaml").read_text()
     assert "eval_every: 0" in config  # no selection on the test
     assert not (run / "nsmc" / "seed-42" / "model").exists()  # only the scores are kept
+    assert all(r["cpu_seconds"] > 0 and r["wall_seconds"] > 0 for r in report["runs"])
 
 
 def test_mean_and_std_over_seeds(benchmark):

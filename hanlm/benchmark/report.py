@@ -136,8 +136,17 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [f"- {t['task']}: no data: looked for " + ", ".join(t["looked_for"])
                   for t in missing]
     runs = report["runs"]
-    lines += ["", f"{len(runs)} runs ({report['reused']} reused from an earlier invocation), "
-              f"{report['seconds'] / 60:.1f} minutes."]
+    done = [r for r in runs if "error" not in r]
+    wall = sum(r["wall_seconds"] for r in done) / 60
+    cpu = sum(r["cpu_seconds"] for r in done) / 60
+    lines += ["", f"{len(runs)} runs ({report['reused']} reused from an earlier invocation); "
+              f"this invocation took {report['seconds'] / 60:.1f} minutes. The runs took "
+              f"{wall:.1f} minutes ({cpu:.1f} CPU-minutes) when they were made:", "",
+              "| model | task | seed | train / test examples | steps | minutes | CPU-minutes |",
+              "|---|---|---:|---|---:|---:|---:|"]
+    lines += [f"| {r['model']} | {r['task']} | {r['seed']} | {r['train_examples']} / "
+              f"{r['test_examples']} | {r['steps']} | {r['wall_seconds'] / 60:.1f} | "
+              f"{r['cpu_seconds'] / 60:.1f} |" for r in done]
     return "\n".join(lines) + "\n"
 
 

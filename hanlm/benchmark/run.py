@@ -9,6 +9,7 @@ Work folder (``--out``, default ``benchmark-work/``)::
         config.yaml, metrics.json, metrics.jsonl, predictions.jsonl   as `hanlm finetune`
         test.json                  `hanlm evaluate` on the test (the official dev file, or
                                    the held-out part of the split dev file)
+        timing.json                wall-clock and CPU seconds of the run
         inputs.json                digests of the model and data files + the evaluation
                                    settings; written last: a run with it is finished
 
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 INPUTS_FILE = "inputs.json"
 TEST_FILE = "test.json"
+TIMING_FILE = "timing.json"
 
 
 def run_benchmark(cfg: BenchmarkConfig) -> int:
@@ -144,9 +146,15 @@ def run_one(task: TaskPlan, model: Path, run_dir: Path, seed: int, cfg: Benchmar
     if not cached:
         if run_dir.exists():
             shutil.rmtree(run_dir)  # interrupted, or made with other settings or inputs
+        wall, cpu = time.perf_counter(), time.process_time()
         with contextlib.redirect_stdout(io.StringIO()):  # each verb prints its JSON summary
             finetune(finetune_cfg)
             evaluate(evaluate_cfg)
+        # CPU seconds say what a run costs on a machine shared with other jobs, where the
+        # wall-clock time says mostly how busy the machine was.
+        atomic.write_text(run_dir / TIMING_FILE, json.dumps({
+            "wall_seconds": round(time.perf_counter() - wall, 1),
+            "cpu_seconds": round(time.process_time() - cpu, 1)}))
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
         if not cfg.keep_models:
             shutil.rmtree(run_dir / "model", ignore_errors=True)
@@ -154,15 +162,16 @@ def run_one(task: TaskPlan, model: Path, run_dir: Path, seed: int, cfg: Benchmar
                                                             ensure_ascii=False))
     summary = _read_json(run_dir / "metrics.json")
     test = _read_json(run_dir / TEST_FILE)
+    timing = _read_json(run_dir / TIMING_FILE)
     return {"cached": cached, "main_metric": summary["main_metric"], "metrics": test["metrics"],
             "selection": summary["dev"], "train_examples": summary["train_examples"],
-            "test_examples": test["examples"], "steps": summary["steps"],
-            "seconds": round(summary["wall_seconds"] + test["seconds"], 1)}
+            "test_examples": test["examples"], "steps": summary["steps"], **timing}
 
 
 def finished_with(run_dir: Path, finetune_cfg: Any, inputs: dict[str, Any]) -> bool:
     """Whether `run_dir` holds a finished run of exactly `finetune_cfg` on exactly `inputs`."""
-    files = [run_dir / n for n in ("config.yaml", "metrics.json", TEST_FILE, INPUTS_FILE)]
+    files = [run_dir / n for n in ("config.yaml", "metrics.json", TEST_FILE, INPUTS_FILE,
+                                   TIMING_FILE)]
     if not all(f.is_file() for f in files):
         return False
     try:
