@@ -177,14 +177,15 @@ def plot(report: dict[str, Any], path: Path) -> Path | None:
         means = [c.get("mean", math.nan) for c in cells]
         stds = [c.get("std") or 0.0 for c in cells]
         xs = [k + (i - (len(models) - 1) / 2) * width for k in range(len(tasks))]
-        ax.bar(xs, means, width, yerr=stds, capsize=3, label=model)
+        ax.bar(xs, means, width, yerr=stds if any(stds) else None, capsize=3, label=model)
     ax.set_xticks(range(len(tasks)))
     ax.set_xticklabels([f"{t['task']}\n{t['metric']}" for t in tasks], fontsize=8)
     ax.set_ylabel("official main metric (%)")
     lowest = min((c["mean"] for m in models for t in tasks
                   if "mean" in (c := report["table"][m][t["task"]])), default=0.0)
     ax.set_ylim(min(0.0, lowest - 5), 100)
-    ax.set_title(f"hanlm benchmark ({report['budget']}, {len(report['seeds'])} seed(s))")
+    seeds = len(report["seeds"])
+    ax.set_title(f"hanlm benchmark ({report['budget']}, {seeds} seed{'s' if seeds > 1 else ''})")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
