@@ -137,17 +137,21 @@ def markdown(report: dict[str, Any]) -> str:
                   for t in missing]
     runs = report["runs"]
     done = [r for r in runs if "error" not in r]
-    wall = sum(r["wall_seconds"] for r in done) / 60
-    cpu = sum(r["cpu_seconds"] for r in done) / 60
+    wall = sum(r["wall_seconds"] for r in done)
+    cpu = sum(r["cpu_seconds"] for r in done)
     lines += ["", f"{len(runs)} runs ({report['reused']} reused from an earlier invocation); "
-              f"this invocation took {report['seconds'] / 60:.1f} minutes. The runs took "
-              f"{wall:.1f} minutes ({cpu:.1f} CPU-minutes) when they were made:", "",
-              "| model | task | seed | train / test examples | steps | minutes | CPU-minutes |",
+              f"this invocation took {duration(report['seconds'])}. The runs took "
+              f"{duration(wall)} ({duration(cpu)} of CPU time) when they were made:", "",
+              "| model | task | seed | train / test examples | steps | time | CPU time |",
               "|---|---|---:|---|---:|---:|---:|"]
     lines += [f"| {r['model']} | {r['task']} | {r['seed']} | {r['train_examples']} / "
-              f"{r['test_examples']} | {r['steps']} | {r['wall_seconds'] / 60:.1f} | "
-              f"{r['cpu_seconds'] / 60:.1f} |" for r in done]
+              f"{r['test_examples']} | {r['steps']} | {duration(r['wall_seconds'])} | "
+              f"{duration(r['cpu_seconds'])} |" for r in done]
     return "\n".join(lines) + "\n"
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def _relative(path: str, report: dict[str, Any]) -> str:
