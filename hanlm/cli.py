@@ -82,6 +82,12 @@ VERBS: dict[str, Verb] = {
         help="domain study: review vs general pretraining, fine-tuned on NSMC/KLUE-NLI/KLUE-NER, "
         "with a report",
     ),
+    "benchmark": Verb(
+        config="hanlm.benchmark.config:BenchmarkConfig",
+        run="hanlm.benchmark.run:run_benchmark",
+        help="fine-tune and score models on every Korean task whose data is found: one table, "
+        "mean ± std over seeds",
+    ),
 }
 
 
