@@ -415,4 +415,4 @@ def test_study_help_prints_every_setting():
     parser = argparse.ArgumentParser(prog="hanlm study")
     config.add_arguments(parser, StudyConfig)
     text = " ".join(parser.format_help().split())
-    assert "reference accuracy of 87.4" in text and "--pretrain-mlm-probability" in text
+    assert "87.4% reference" in text and "--pretrain-mlm-probability" in text

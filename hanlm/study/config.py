@@ -113,7 +113,7 @@ class StudyConfig:
     re_share: float = opt(0.1, "share of KLUE-RE sentences in the general corpus", min=0)
     seed: int = opt(0, "seed of corpus sampling, subsamples, pretraining and random init")
     full_nsmc_baseline: bool = opt(True, "also fit TF-IDF + LR on all 150K NSMC reviews and "
-                                   "score all 50K test reviews (the reference accuracy of 87.4)")
+                                   "score all 50K test reviews (the 87.4% reference)")
     keep_models: bool = opt(False, "keep the fine-tuned models (default: metrics and "
                             "predictions only)")
 
