@@ -33,8 +33,9 @@ from transformers import (
 )
 
 from hanlm.errors import HanlmError
-from hanlm.tasks.modeling import load_tokenizer, resolve_model_dir
+from hanlm.tasks.modeling import resolve_model_dir
 from hanlm.tasks.run import FinetuneConfig, finetune
+from hanlm.tasks.tokenizer_loading import load_tokenizer
 
 TINY = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
         "intermediate_size": 64}

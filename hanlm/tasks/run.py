@@ -33,7 +33,6 @@ from hanlm.tasks.config import DataOptions, EvaluateConfig, FinetuneConfig, Pred
 from hanlm.tasks.loop import Evaluation, predict_outputs, process_state, train
 from hanlm.tasks.modeling import (
     load_model,
-    load_tokenizer,
     model_card,
     resolve_model_dir,
     save_model_dir,
@@ -41,6 +40,7 @@ from hanlm.tasks.modeling import (
 )
 from hanlm.tasks.registry import customize, get_task
 from hanlm.tasks.split import parse_split, split_examples
+from hanlm.tasks.tokenizer_loading import load_tokenizer
 from hanlm.train.engine import RUN_FILE, Hooks, prepare_run_dir
 
 logger = logging.getLogger(__name__)
