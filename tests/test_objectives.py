@@ -104,8 +104,9 @@ def test_objective_trains_exports_and_loads_without_hanlm(objective, packed_data
     out = export_model(ExportConfig(checkpoint=str(run), out=str(tmp_path / "hf")))
     config = json.loads((out / "config.json").read_text())
     fill_dir = out / "generator" if objective == "electra" else out
-    assert config["architectures"] == (["ElectraForPreTraining"] if objective == "electra"
-                                       else ["BertForMaskedLM"])
+    architecture = "ElectraForPreTraining" if objective == "electra" else "BertForMaskedLM"
+    assert config["architectures"] == [architecture]
+    assert f"stock Hugging Face `{architecture}`" in (out / "README.md").read_text()
     result = subprocess.run([sys.executable, "-c", STOCK_SCRIPT, str(out), str(fill_dir)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

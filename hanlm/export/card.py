@@ -32,18 +32,19 @@ def pretraining_card(
         f"{tokenizer_meta.get('usage', 'see hanlm_tokenizer.json')}\n"
         if kiwi else ""
     )
+    kind = _OBJECTIVES[run.get("objective", "bert")]
     return f"""---
 language: ko
 library_name: transformers
-pipeline_tag: fill-mask
-tags: [bert, korean, hanlm]
+pipeline_tag: {kind['pipeline']}
+tags: [{kind['tag']}, korean, hanlm]
 ---
 
 # {name}
 
-A Korean BERT pretrained with [hanlm](https://pypi.org/project/hanlm/) (masked language modelling
-and next-sentence prediction). It is a stock Hugging Face `BertForPreTraining`: no hanlm import is
-needed to use it.
+A Korean {kind['what']} pretrained with [hanlm](https://pypi.org/project/hanlm/)
+({kind['objective']}). It is a stock Hugging Face `{kind['class']}`: no hanlm import is needed
+to use it.
 
 ## Architecture
 {_table([
@@ -69,7 +70,7 @@ training instances.
 ## Training
 {_table([
     ("optimizer steps", state.get('step')),
-    ("samples seen", state.get('samples_seen')),
+    ("samples seen", state.get('loop', {}).get('samples_seen', state.get('samples_seen'))),
     ("hanlm version", run.get('hanlm_version')),
 ])}
 
@@ -77,15 +78,7 @@ training instances.
 {metrics}
 
 ## How to load
-```python
-from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
-
-tokenizer = AutoTokenizer.from_pretrained("{name}")
-model = AutoModelForMaskedLM.from_pretrained("{name}")
-fill = pipeline("fill-mask", model=model, tokenizer=tokenizer)
-print(fill("대한민국은 민주[MASK]이다."))
-```
-`AutoModelForPreTraining` loads the NSP head as well.
+{kind['usage'].format(name=name)}
 
 ## Limitations
 A model pretrained on a small corpus knows that corpus, not Korean at large. Fine-tune and
@@ -122,3 +115,33 @@ def _evaluation_section(evaluations: list[dict]) -> list[str]:
             shown = f"{value:.2f}" if isinstance(value, float) else value
             lines.append(f"| `{data}` | {result.get('examples', '?')} | {metric} | {shown} |")
     return lines + [""]
+
+
+_FILL_MASK = """```python
+from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
+
+tokenizer = AutoTokenizer.from_pretrained("{name}")
+model = AutoModelForMaskedLM.from_pretrained("{name}")
+fill = pipeline("fill-mask", model=model, tokenizer=tokenizer)
+print(fill("대한민국은 민주[MASK]이다."))
+```"""
+
+# What the card says of each pretraining objective's export (hanlm/model/objectives.py).
+_OBJECTIVES = {
+    "bert": {"what": "BERT", "tag": "bert", "class": "BertForPreTraining",
+             "pipeline": "fill-mask",
+             "objective": "masked language modelling and next-sentence prediction",
+             "usage": _FILL_MASK + "\n`AutoModelForPreTraining` loads the NSP head as well."},
+    "mlm": {"what": "BERT", "tag": "bert", "class": "BertForMaskedLM", "pipeline": "fill-mask",
+            "objective": "masked language modelling on packed sequences, no next-sentence "
+                         "prediction", "usage": _FILL_MASK},
+    "electra": {
+        "what": "ELECTRA discriminator", "tag": "electra", "class": "ElectraForPreTraining",
+        "pipeline": "feature-extraction",
+        "objective": "replaced-token detection against a masked-language-model generator",
+        "usage": """Fine-tune it as any ELECTRA (`AutoModelForSequenceClassification`,
+`AutoModelForTokenClassification`, `AutoModelForQuestionAnswering`). Its generator, a small
+masked language model, is in `generator/`:
+
+""" + _FILL_MASK.replace('from_pretrained("{name}")', 'from_pretrained("{name}/generator")')},
+}
