@@ -115,9 +115,9 @@ def test_usage_puts_the_positional_arguments_first():
 
 
 def test_every_missing_required_setting_in_one_error(tmp_path: Path):
-    r = hanlm("export")
-    one_line_error(r, "the following arguments are required: checkpoint, --out")
-    assert "usage: hanlm export checkpoint --out OUT [options]" in r.stderr
+    r = hanlm("data", "build")
+    one_line_error(r, "the following arguments are required: corpus, --tokenizer, --out")
+    assert "usage: hanlm data build corpus [corpus ...] --tokenizer TOKENIZER --out OUT" in r.stderr
     (tmp_path / "empty.yaml").write_text("max_len: 64\n")
     one_line_error(hanlm("data", "build", "c.txt", "--config", str(tmp_path / "empty.yaml")),
                    "missing required --tokenizer, --out")

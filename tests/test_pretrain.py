@@ -71,10 +71,10 @@ def test_pretraining_dropout_is_apart_from_the_exported_config(data_dir, tmp_pat
 
     from hanlm.data.shards import read_meta
     from hanlm.tokenizer import KoreanTokenizer
-    from hanlm.train.pretrain import PretrainConfig, _build_model
+    from hanlm.train.pretrain import PretrainConfig, build_model
 
     tok = KoreanTokenizer.load(data_dir / "tokenizer")
-    model = _build_model(PretrainConfig(data=str(data_dir), out=str(tmp_path), preset="tiny"), tok,
+    model = build_model(PretrainConfig(data=str(data_dir), out=str(tmp_path), preset="tiny"), tok,
                          read_meta(data_dir), torch.zeros(tok.vocab_size))
     rates = {m.p for m in model.modules() if isinstance(m, nn.Dropout)}
     assert rates == {0.0}
@@ -205,14 +205,14 @@ def test_a_new_model_predicts_token_frequencies_before_its_first_step(data_dir, 
     `zeros` keeps Hugging Face's start, and --init-from keeps the loaded model's bias."""
     from hanlm.data.shards import ShardReader, read_meta
     from hanlm.tokenizer import KoreanTokenizer
-    from hanlm.train.pretrain import PretrainConfig, _build_model, unigram_log_probs
+    from hanlm.train.pretrain import PretrainConfig, build_model, unigram_log_probs
 
     tok = KoreanTokenizer.load(data_dir / "tokenizer")
     unigram = unigram_log_probs(ShardReader(data_dir, "train"), tok.vocab_size, tok.special_ids)
 
     def bias(**overrides) -> torch.Tensor:
         cfg = PretrainConfig(data=str(data_dir), out=str(tmp_path), preset="tiny", **overrides)
-        head = _build_model(cfg, tok, read_meta(data_dir), unigram).bert.cls.predictions
+        head = build_model(cfg, tok, read_meta(data_dir), unigram).bert.cls.predictions
         assert head.decoder.bias is head.bias
         return head.bias.detach()
 

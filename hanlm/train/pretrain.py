@@ -43,7 +43,7 @@ from hanlm.train.optim import Schedule, build_optimizer
 from hanlm.train.pretrain_metrics import TrainWindow, evaluate, unigram_log_probs
 from hanlm.train.stop import StopRequested, all_agree
 
-__all__ = ["PretrainConfig", "pretrain", "batch_schedule", "init_mlm_bias"]
+__all__ = ["PretrainConfig", "pretrain", "batch_schedule", "build_model", "init_mlm_bias"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +81,10 @@ def _write_run_files(out: Path, cfg: PretrainConfig, identity: dict, meta: dict,
     atomic.write_text(out / RUN_FILE, json.dumps(run, indent=2, ensure_ascii=False, default=str))
 
 
-def _build_model(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict,
-                 unigram: torch.Tensor, objective: str) -> torch.nn.Module:
+def build_model(cfg: PretrainConfig, tok: KoreanTokenizer, meta: dict,
+                unigram: torch.Tensor, objective: str = "bert") -> torch.nn.Module:
+    """The model a run starts from: new (its MLM bias at the token frequencies `unigram`, unless
+    --mlm-bias-init zeros) or --init-from, with the pretraining dropout set."""
     model = _new_or_loaded_model(cfg, tok, meta, objective)
     if not cfg.init_from and cfg.mlm_bias_init == "unigram":
         init_mlm_bias(model, unigram)
@@ -211,7 +213,7 @@ def _start(cfg: PretrainConfig) -> _Run:
     objective = objectives.resolve_objective(cfg.objective, meta, cfg.data)
     train_reader = ShardReader(cfg.data, "train")
     unigram = unigram_log_probs(train_reader, tok.vocab_size, tok.special_ids)
-    model = _build_model(cfg, tok, meta, unigram, objective)
+    model = build_model(cfg, tok, meta, unigram, objective)
     runtime = Runtime(cfg, model.config.hidden_size)
     acc = runtime.accelerator
     identity = _run_identity(cfg, meta, objective)
