@@ -41,7 +41,7 @@ def test_an_explicit_precision_is_kept_and_auto_follows_the_measurement(monkeypa
     assert precision.choose_precision("fp32", 128, cuda=False).precision == "fp32"
     assert precision.choose_precision("bf16", 128, cuda=False).reason == "asked for"
     timings = {False: 2.0, True: 1.0}  # bf16 twice as fast
-    monkeypatch.setattr(precision, "cpu_step_seconds", lambda h, *, bf16: timings[bf16])
+    monkeypatch.setattr(precision, "cpu_step_seconds", lambda h: (timings[False], timings[True]))
     precision._measured_on_cpu.cache_clear()
     choice = precision.choose_precision("auto", 96, cuda=False)
     assert choice.precision == "bf16" and "2.00x faster" in choice.reason
@@ -53,8 +53,7 @@ def test_an_explicit_precision_is_kept_and_auto_follows_the_measurement(monkeypa
 
 
 def test_the_measurement_times_a_real_step_in_both_precisions():
-    fp32 = precision.cpu_step_seconds(64, bf16=False, tokens=64, seconds=0.01)
-    bf16 = precision.cpu_step_seconds(64, bf16=True, tokens=64, seconds=0.01)
+    fp32, bf16 = precision.cpu_step_seconds(64, tokens=64, seconds=0.01)
     assert fp32 > 0 and bf16 > 0
 
 
