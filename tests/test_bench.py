@@ -129,11 +129,15 @@ def test_finetune_bench_runs_both_systems_end_to_end(tmp_path, shared_data):
         assert 0 <= metrics["accuracy"] <= 100
         assert len(saved["raw"][name]["batches"]["train"]["width"]) == 4  # one list per field
         assert len(saved["raw"][name]["segments"]["train"]["seconds"]) == 4
-    assert saved["systems"]["baseline"]["attn_implementation"] == "eager"
-    # hanlm groups lengths (train) and sorts them (inference): less padding than random batches
-    for phase in ("train", "eval"):
-        key = f"{phase}_real_token_fraction"
-        assert saved["systems"]["hanlm"][key] > saved["systems"]["baseline"][key]
+    # the strongest Trainer set-up: stock attention, hanlm's measured precision, length grouping
+    baseline, hanlm = saved["systems"]["baseline"], saved["systems"]["hanlm"]
+    assert baseline["attn_implementation"] == "sdpa" and baseline["precision"] == saved["spec"]["trainer_precision"]
+    assert hanlm["precision"] in ("fp32", "bf16")
+    # (the Trainer groups lengths within mega-batches of up to 50 batches, a quarter of the data: none
+    # in 4 steps, so the effect shows only in the bench's real runs)
+    assert baseline["train_sampling"] == hanlm["train_sampling"] == "group_by_length"
+    # hanlm sorts the lengths for inference, the Trainer predicts in the file's order
+    assert hanlm["eval_real_token_fraction"] > baseline["eval_real_token_fraction"]
     assert set(report["ratios_hanlm_over_baseline"]) >= {"train_samples_per_second", "eval_samples_per_second"}
 
 
