@@ -220,7 +220,7 @@ def preset_report(preset: str, results: dict, vocab: int, warmup: int) -> dict:
         systems[name] = system_metrics(results[name], dims, ceilings[precision], warmup) | {
             "precision": precision, "ceiling_flops": ceilings[precision],
             "attn_implementation": results[name].get("attn_implementation", "eager"),
-            "dropout": results[name].get("hidden_dropout")}
+            "dropout": results[name].get("hidden_dropout"), "precision_reason": results[name].get("precision_reason")}
     h = systems["hanlm"]
     refs = [name for name in REFERENCES if name in systems]
     return {
@@ -337,6 +337,7 @@ def main(argv: list[str] | None = None) -> dict:
         logger.info("%s: %d steps per system, held-out evaluation every %d", preset, steps[preset], eval_every)
         results = run_ring(spec, ceiling_every=15.0)
         report["presets"][preset] = {"trainer_precision": spec["trainer_precision"],
+                                     "trainer_precision_reason": trainer_precision(PRESETS[preset].hidden, reason=True),
                                      **preset_report(preset, results, vocab, warmup=min(3, steps[preset] // 5))}
         write_json(out / f"{name}.json", report)
         report["presets"][preset]["equal_tokens"] = equal_tokens_run(spec, results)

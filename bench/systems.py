@@ -217,12 +217,14 @@ class HanlmInstances(torch.utils.data.Dataset):
                 "next_sentence_label": s.nsp_label}
 
 
-def trainer_precision(hidden: int) -> str:
+def trainer_precision(hidden: int, *, reason: bool = False) -> str:
     """The precision of the strong baseline: hanlm's own choice for this width (measured on a
-    CPU, bf16 on a GPU that has it), so the baseline never runs slower than hanlm's precision."""
+    CPU, bf16 on a GPU that has it), so the baseline never runs slower than hanlm's precision;
+    with `reason`, the measurement behind it instead."""
     from hanlm.train.precision import choose_precision
 
-    return choose_precision("auto", hidden).precision
+    choice = choose_precision("auto", hidden)
+    return choice.reason if reason else choice.precision
 
 
 def run_strong(spec: RunSpec, turns: Turns, me: int, dropout: float | None = None) -> dict:
@@ -273,9 +275,9 @@ def run_hanlm(spec: RunSpec, turns: Turns, me: int) -> dict:
     from hanlm.train.precision import choose_precision
 
     # the choice pretrain made: measured once per process and width, so asked again it is the same
-    precision = choose_precision(cfg.precision, PRESETS[cfg.preset].hidden).precision
-    return trace.result(hanlm_batches(cfg), lr=cfg.optim.lr) | {"precision": precision,
-                                                                 "hidden_dropout": cfg.dropout}
+    choice = choose_precision(cfg.precision, PRESETS[cfg.preset].hidden)
+    return trace.result(hanlm_batches(cfg), lr=cfg.optim.lr) | {
+        "precision": choice.precision, "precision_reason": choice.reason, "hidden_dropout": cfg.dropout}
 
 
 def hanlm_batches(cfg) -> list[dict]:

@@ -49,6 +49,7 @@ def test_pretrain_bench_runs_every_system_end_to_end(tmp_path):
     assert strong["precision"] == bare["precision"] == tiny["trainer_precision"] and hanlm["precision"] in ("fp32", "bf16")
     assert (strong["dropout"], bare["dropout"], hanlm["dropout"]) == (0.1, 0.0, 0.0)
     assert typical["precision"] == "fp32" and typical["attn_implementation"] == "eager"
+    assert "fp32" in hanlm["precision_reason"] and "fp32" in tiny["trainer_precision_reason"]  # the figures
     assert set(tiny["ceiling_flops"]) == {"fp32", "bf16"}
     # on hanlm's instances, dynamically padded: far less padding than the typical script's 128
     assert typical["padding_fraction"] > strong["padding_fraction"] > hanlm["padding_fraction"]
