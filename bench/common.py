@@ -2,8 +2,8 @@
 
 Timings on a shared 2-core machine are noisy (other jobs come and go), so nothing here reports
 an absolute figure on its own: every bench measures its baseline in the same run and reports
-ratios, and the pretraining bench makes its two systems take turns step by step (`Turns`) so
-that both see the same background load.
+ratios, and the pretraining bench makes its systems take turns step by step (`Turns`) so
+that all see the same background load.
 """
 
 from __future__ import annotations
@@ -33,12 +33,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def matmul_flops_per_second(n: int = 2048, repeats: int = 3, dev: torch.device | None = None) -> float:
-    """Best dense fp32 `torch.mm` rate of n x n matrices on every thread torch uses (the
-    machine's practical matmul ceiling; best-of because background load only ever slows it)."""
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def matmul_flops_per_second(n: int = 2048, repeats: int = 3, dev: torch.device | None = None,
+                            dtype: str = "fp32") -> float:
+    """Best dense `torch.mm` rate of n x n matrices of `dtype` (fp32, bf16, fp16) on every
+    thread torch uses: the machine's practical matmul ceiling in that precision (best-of,
+    because background load only ever slows it)."""
     dev = dev or device()
-    a = torch.randn(n, n, device=dev)
-    b = torch.randn(n, n, device=dev)
+    a = torch.randn(n, n, device=dev).to(DTYPES[dtype])
+    b = torch.randn(n, n, device=dev).to(DTYPES[dtype])
     torch.mm(a, b)
     sync(dev)
     best = float("inf")
@@ -91,7 +96,7 @@ class Turns:
     """A token passed round a ring of processes: only the holder runs, the others wait.
 
     Each system of the pretraining bench holds the token for one optimizer step, then passes
-    it on, so steps of the baseline and of hanlm alternate and both meet the same background
+    it on, so steps of the baselines and of hanlm alternate and all meet the same background
     load; a participant that has finished `leave`s the ring.
     """
 
@@ -128,6 +133,18 @@ def print_comparison(rows: list[tuple[str, str, str]], baseline: dict, hanlm: di
         ratio = ratios.get(key)
         print(f"{label:>{label_width}} {fmt.format(baseline[key])} {fmt.format(hanlm[key])}"
               f" {'' if ratio is None else f'{ratio:10.2f}x'}")
+
+
+def print_table(rows: list[tuple[str, str, str]], systems: dict[str, dict], ratios: dict[str, dict],
+                *, label_width: int, width: int = 12) -> None:
+    """One line per (label, key, number format): each system's figure, then each ratio column
+    (`ratios`: column title -> {key: ratio}) where it has one."""
+    print(f"{'':>{label_width}} " + " ".join(f"{name:>{width}}" for name in systems)
+          + " " + " ".join(f"{title:>{width}}" for title in ratios))
+    for label, key, fmt in rows:
+        cells = [fmt.format(m[key]).rjust(width) for m in systems.values()]
+        cells += ["".rjust(width) if r.get(key) is None else f"{r[key]:.2f}x".rjust(width) for r in ratios.values()]
+        print(f"{label:>{label_width}} " + " ".join(cells))
 
 
 def columns(records: list[dict]) -> dict[str, list]:

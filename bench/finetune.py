@@ -9,10 +9,12 @@ NSMC training text) on the same NSMC subsample, with the same batch size, learni
 AdamW settings, clipping, seed, step count and max length 128, then predict the same held-out
 sample of the NSMC test file:
 
-- **baseline** (`run_baseline`): what the Hugging Face docs teach: `Trainer` +
-  `DataCollatorWithPadding` (dynamic padding, random batches), eager attention, then
+- **baseline** (`run_baseline`): the strongest `Trainer` set-up: `DataCollatorWithPadding`
+  (dynamic padding) with length-grouped batches (`train_sampling_strategy="group_by_length"`),
+  the model's default attention (SDPA), in the faster precision of the machine (hanlm's own
+  measurement, `choose_precision("auto", hidden)`, so never slower than hanlm's precision), then
   `trainer.predict` on the held-out sample;
-- **hanlm** (`run_hanlm`): `hanlm.tasks.run.finetune` with its defaults, then
+- **hanlm** (`run_hanlm`): `hanlm.tasks.run.finetune` with its defaults (precision auto), then
   `hanlm.tasks.run.evaluate` (the `hanlm evaluate` verb) on the model directory it wrote.
 
 The two run in two processes that take turns (bench/common.py `Turns`): one optimizer step each
@@ -47,8 +49,6 @@ logger = logging.getLogger(__name__)
 NSMC = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "nsmc"
 QUICK = {"steps": 150, "eval": 5000, "warmup": 5}
 FULL = {"steps": 1500, "eval": 50000, "warmup": 10}
-# The issue's figures for this baseline on this machine (BERT-mini, samples/s), for context only.
-ISSUE_BASELINE = {"train_samples_per_second": 96, "eval_samples_per_second": 341}
 
 
 # ---------------------------------------------------------------- inputs, built once
@@ -124,6 +124,7 @@ class Spec:
     lr: float = 5e-5
     max_len: int = 128
     seed: int = 42
+    trainer_precision: str | None = None  # the baseline's, measured once by the parent; None: here
 
 
 class Clock:
@@ -259,7 +260,7 @@ def run_baseline(spec: Spec, clock: Clock) -> dict:
     )
 
     tokenizer = AutoTokenizer.from_pretrained(spec.model)
-    model = AutoModelForSequenceClassification.from_pretrained(spec.model, attn_implementation="eager")
+    model = AutoModelForSequenceClassification.from_pretrained(spec.model)  # default attention: SDPA
 
     def dataset(path: str) -> list[dict]:
         # as `datasets.map(lambda x: tokenizer(x["text"], truncation=True), batched=True)` hands
@@ -288,17 +289,21 @@ def run_baseline(spec: Spec, clock: Clock) -> dict:
         def on_prediction_step(self, args, state, control, **kw):
             clock.tick()
 
-    cuda = torch.cuda.is_available()
+    from bench.systems import trainer_precision
+
+    precision = spec.trainer_precision or trainer_precision(model.config.hidden_size)
     args = TrainingArguments(
         output_dir=str(Path(spec.out) / "baseline"), per_device_train_batch_size=spec.batch_size,
         per_device_eval_batch_size=spec.eval_batch_size, max_steps=spec.steps, learning_rate=spec.lr,
         warmup_steps=0.1, lr_scheduler_type="linear", weight_decay=0.01, adam_beta1=0.9, adam_beta2=0.999,
         adam_epsilon=1e-8, max_grad_norm=1.0, seed=spec.seed, logging_steps=50, save_strategy="no",
-        report_to="none", disable_tqdm=True, use_cpu=not cuda, bf16=cuda, dataloader_num_workers=0,
+        report_to="none", disable_tqdm=True, use_cpu=not torch.cuda.is_available(), bf16=precision == "bf16",
+        fp16=precision == "fp16", train_sampling_strategy="group_by_length", dataloader_num_workers=0,
     )
     trainer = Trainer(model=model, args=args, train_dataset=train_set, data_collator=collate, callbacks=[Turn()])
     trainer.train()
-    result = {"attn_implementation": model.config._attn_implementation}
+    result = {"attn_implementation": model.config._attn_implementation, "precision": precision,
+              "train_sampling": args.train_sampling_strategy}
     _peak_rss_of_phase(result, "train")
 
     clock.boundary("eval")
@@ -318,6 +323,7 @@ def run_hanlm(spec: Spec, clock: Clock) -> dict:
     from hanlm.tasks import loop, run
     from hanlm.tasks.config import DataOptions, EvaluateConfig, FinetuneConfig
     from hanlm.train.engine import Hooks
+    from hanlm.train.precision import choose_precision
 
     batches: dict[str, list[dict]] = {"train": [], "eval": []}
     collate, run_inference = loop.collate, run.run_inference
@@ -337,6 +343,7 @@ def run_hanlm(spec: Spec, clock: Clock) -> dict:
     def on_step(step: int, model) -> None:
         if step == 0:
             batches["attn_implementation"] = model.config._attn_implementation
+            batches["hidden_size"] = model.config.hidden_size
             clock.boundary("train")
         else:
             clock.tick() if step < spec.steps else clock.stop()
@@ -350,12 +357,11 @@ def run_hanlm(spec: Spec, clock: Clock) -> dict:
     loop.collate, run.run_inference = recording_collate, timed_inference
 
     out = Path(spec.out) / "hanlm"
-    # The precision the baseline trains in (bf16 on a GPU, fp32 on a CPU): the same for both.
     cfg = FinetuneConfig(
         task="nsmc", train=spec.train, model=spec.model, out=str(out),
         options=DataOptions(max_len=spec.max_len),
         max_steps=spec.steps, batch_size=spec.batch_size, eval_batch_size=spec.eval_batch_size,
-        seed=spec.seed, progress=False, precision="bf16" if torch.cuda.is_available() else "fp32",
+        seed=spec.seed, progress=False, precision="auto",
     )
     cfg.optim.lr = spec.lr
     run.finetune(cfg, Hooks(on_step=on_step))
@@ -366,6 +372,9 @@ def run_hanlm(spec: Spec, clock: Clock) -> dict:
                                 batch_size=spec.eval_batch_size, options=DataOptions(max_len=spec.max_len)))
     evaluated = json.loads(metrics_path.read_text())
     result["attn_implementation"] = batches.pop("attn_implementation")
+    result["train_sampling"] = "group_by_length" if cfg.group_by_length else "random"
+    # the choice finetune made: measured once per process and width, so asked again it is the same
+    result["precision"] = choose_precision(cfg.precision, batches.pop("hidden_size")).precision
     result["accuracy"] = evaluated["metrics"]["accuracy"]
     result["eval_examples"] = evaluated["examples"]
     result["hanlm_evaluate_seconds"] = evaluated["seconds"]
@@ -462,6 +471,8 @@ def system_metrics(r: dict, warmup: int) -> dict:
     eval_seconds, eval_cpu = sum(s["seconds"] for s in ev), sum(s["cpu_seconds"] for s in ev)
     return {
         "attn_implementation": r["attn_implementation"],
+        "precision": r["precision"],
+        "train_sampling": r["train_sampling"],
         "train_steps": len(r["segments"]["train"]),
         "train_samples_per_second": samples / seconds,
         "train_samples_per_cpu_second": samples / cpu,
@@ -488,6 +499,8 @@ def print_report(report: dict) -> None:
     print(f"\n== fine-tuning {report['preset']} on NSMC: {report['steps']} steps x {report['batch_size']},"
           f" {s['baseline']['eval_examples']} held-out reviews")
     print(f"{'':>30} {'baseline':>10} {'hanlm':>10} {'hanlm/base':>11}")
+    print(f"{'precision, attention':>30} " + " ".join(
+        f"{s[k]['precision'] + ' ' + s[k]['attn_implementation'][:5]:>10}" for k in ("baseline", "hanlm")))
     rows = [("train samples/s", "train_samples_per_second", "{:10.1f}"),
             ("train samples/CPU-s", "train_samples_per_cpu_second", "{:10.1f}"),
             ("train real-token fraction", "train_real_token_fraction", "{:10.1%}"),
@@ -530,13 +543,15 @@ def main(argv: list[str] | None = None) -> dict:
     work = Path(args.work)
     ws = prepare(work, nsmc=Path(args.nsmc), preset=args.preset, vocab_size=args.vocab_size,
                  train_n=steps * args.batch_size, eval_n=eval_n, seed=args.seed)
+    from bench.systems import trainer_precision
+
     spec = Spec(model=str(ws.model), train=str(ws.train), eval=str(ws.eval), steps=steps,
                 batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, lr=args.lr, seed=args.seed,
-                out=str(work / f"runs-{int(started)}"))
+                out=str(work / f"runs-{int(started)}"), trainer_precision=trainer_precision(PRESETS[args.preset].hidden))
     report = {"command": "python -m bench.finetune " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
               "machine": machine(), "preset": args.preset, "steps": steps, "batch_size": args.batch_size,
               "warmup_steps_excluded": warmup, "spec": asdict(spec),
-              "setup_seconds": round(time.time() - started, 1), "issue_baseline_figures": ISSUE_BASELINE}
+              "setup_seconds": round(time.time() - started, 1)}
     if args.profile:
         report["profiles"] = run_profiles(spec)
         out = Path(args.out) / ("finetune-profile-quick.json" if args.quick else "finetune-profile.json")

@@ -1,14 +1,18 @@
-"""Pretraining speed: hanlm against what a Hugging Face user writes, back to back in one run.
+"""Pretraining speed: hanlm against what Hugging Face users write, turn by turn in one run.
 
     python -m bench.pretrain --quick            # < 15 min on 2 CPU cores
     python -m bench.pretrain                    # the full run (longer; more steps)
 
-For each preset, three processes take turns step by step (bench/common.py `Turns`): the
-baseline (bench/systems.py `run_baseline`), hanlm (`run_hanlm`) and a dense fp32 matmul that
-samples the machine's ceiling under the same background load. Reported per system: real
-(non-padding) tokens/s, samples/s, peak RSS, executed and useful FLOP/s as fractions of the
-ceiling (bench/flops.py), held-out MLM loss against own wall time, and the time each takes to
-reach the baseline's final held-out loss; then ratios hanlm/baseline. Writes
+For each preset, five processes take turns step by step (bench/common.py `Turns`): the strong
+baseline, what a Hugging Face expert writes (bench/systems.py `run_strong`: Trainer + stock
+BertForPreTraining with SDPA, dynamic padding, hanlm's own instances, the machine's faster
+precision), the same with dropout 0 (`strong-nodropout`, hanlm's pretraining dropout), hanlm
+(`run_hanlm`, precision auto), the typical script (`run_baseline`: eager attention, review pairs
+padded to 128, fp32) and a dense matmul that samples the machine's ceiling in fp32 and bf16
+under the same background load. Reported per system: real (non-padding) tokens/s, samples/s,
+peak RSS, executed and useful FLOP/s as fractions of the ceiling of the precision it trains in
+(bench/flops.py), held-out MLM loss against own wall time, and the time each takes to reach a
+baseline's final held-out loss; then ratios hanlm/strong first, hanlm/typical after. Writes
 `<out>/pretrain[-quick].json` and `.png` (held-out loss vs wall time).
 """
 
@@ -24,9 +28,17 @@ from pathlib import Path
 import numpy as np
 
 from bench import corpus
-from bench.common import Turns, machine, print_comparison, write_json
+from bench.common import Turns, machine, print_table, write_json
 from bench.flops import Dims, step_flops
-from bench.systems import RunSpec, add_mlm_bias_init_option, run_ceiling, worker
+from bench.systems import (
+    LABELS,
+    SYSTEMS,
+    RunSpec,
+    add_mlm_bias_init_option,
+    run_ceiling,
+    trainer_precision,
+    worker,
+)
 from hanlm.model.presets import PRESETS
 from hanlm.train.optim import OptimConfig
 
@@ -37,25 +49,26 @@ QUICK = {"reviews": 100_000, "tokenizer_texts": 50_000, "steps": {"mini": 20, "s
 FULL = {"reviews": None, "tokenizer_texts": 300_000, "steps": {"mini": 300, "small": 150}, "eval_every": 25,
         "heldout_rows": 256}
 CEILING_N = 3072  # the ceiling's matrix size (large enough for the best GEMM rate here)
+REFERENCES = ("strong", "strong-nodropout", "baseline")  # what hanlm is compared with, headline first
 
 
 # ---------------------------------------------------------------- running
 
 
-def run_pair(spec: dict, ceiling_every: float) -> dict:
-    """Baseline, hanlm and the ceiling sampler in three processes taking turns."""
+def run_ring(spec: dict, ceiling_every: float, systems: tuple[str, ...] = tuple(SYSTEMS)) -> dict:
+    """The systems and the ceiling sampler in one process each, taking turns step by step."""
     ctx = mp.get_context("spawn")
-    turns = Turns(3, ctx)
+    turns = Turns(len(systems) + 1, ctx)
     queue = ctx.Queue()
     procs = [ctx.Process(target=worker, args=(name, RunSpec(system=name, **spec), turns, k, queue))
-             for k, name in enumerate(("baseline", "hanlm"))]
-    procs.append(ctx.Process(target=run_ceiling, args=(turns, 2, CEILING_N, ceiling_every, queue)))
+             for k, name in enumerate(systems)]
+    procs.append(ctx.Process(target=run_ceiling, args=(turns, len(systems), CEILING_N, ceiling_every, queue)))
     for p in procs:
         p.start()
     results = dict(queue.get() for _ in procs)
     for p in procs:
         p.join()
-    for name in ("baseline", "hanlm"):
+    for name in systems:
         if "error" in results[name]:
             raise RuntimeError(f"{name} failed: {results[name]['error']}")
     return results
@@ -192,21 +205,31 @@ def time_to_loss(base: dict, ours: dict) -> dict:
     }
 
 
+RATIO_KEYS = ("real_tokens_per_second", "real_tokens_per_cpu_second", "samples_per_second", "useful_mfu",
+              "peak_rss_mb")
+
+
 def preset_report(preset: str, results: dict, vocab: int, warmup: int) -> dict:
-    ceiling = statistics.median(results["ceiling"])
+    ceilings = {dtype: statistics.median(samples) for dtype, samples in results["ceiling"].items() if samples}
     p = PRESETS[preset]
     dims = Dims(p.layers, p.hidden, p.intermediate, vocab)
-    systems = {name: system_metrics(results[name], dims, ceiling, warmup) for name in ("baseline", "hanlm")}
-    b, h = systems["baseline"], systems["hanlm"]
-    ratios = {key: h[key] / b[key] for key in
-              ("real_tokens_per_second", "real_tokens_per_cpu_second", "samples_per_second", "useful_mfu", "peak_rss_mb")}
+    names = [name for name in SYSTEMS if name in results]
+    systems = {}
+    for name in names:
+        precision = results[name].get("precision", "fp32")
+        systems[name] = system_metrics(results[name], dims, ceilings[precision], warmup) | {
+            "precision": precision, "ceiling_flops": ceilings[precision],
+            "attn_implementation": results[name].get("attn_implementation", "eager"),
+            "dropout": results[name].get("hidden_dropout"), "precision_reason": results[name].get("precision_reason")}
+    h = systems["hanlm"]
+    refs = [name for name in REFERENCES if name in systems]
     return {
-        "ceiling_flops": ceiling,
+        "ceiling_flops": ceilings,
         "ceiling_samples": results["ceiling"],
         "systems": systems,
-        "ratios_hanlm_over_baseline": ratios,
-        "time_to_loss": time_to_loss(results["baseline"], results["hanlm"]),
-        "raw": {name: {k: results[name][k] for k in ("lr", "steps", "evals", "peak_rss_mb")} for name in ("baseline", "hanlm")},
+        "ratios_hanlm_over": {ref: {key: h[key] / systems[ref][key] for key in RATIO_KEYS} for ref in refs},
+        "time_to_loss": {ref: time_to_loss(results[ref], results["hanlm"]) for ref in refs},
+        "raw": {name: {k: results[name][k] for k in ("lr", "steps", "evals", "peak_rss_mb")} for name in names},
     }
 
 
@@ -215,29 +238,36 @@ def preset_report(preset: str, results: dict, vocab: int, warmup: int) -> dict:
 
 def print_report(report: dict) -> None:
     for preset, r in report["presets"].items():
-        print(f"\n== {preset}: ceiling {r['ceiling_flops'] / 1e9:.1f} GFLOP/s (median of {len(r['ceiling_samples'])} samples)")
-        print(f"{'':>28} {'baseline':>12} {'hanlm':>12} {'hanlm/base':>11}")
-        rows = [("real tokens/s", "real_tokens_per_second", "{:12.0f}"),
-                ("real tokens/CPU-s", "real_tokens_per_cpu_second", "{:12.0f}"),
-                ("samples/s", "samples_per_second", "{:12.2f}"),
-                ("peak RSS MB", "peak_rss_mb", "{:12.0f}"),
-                ("useful MFU", "useful_mfu", "{:12.1%}"),
-                ("achieved/ceiling", "achieved_fraction_of_ceiling", "{:12.1%}"),
-                ("padding", "padding_fraction", "{:12.1%}"),
-                ("final held-out MLM loss", "final_heldout_loss", "{:12.3f}")]
-        print_comparison(rows, r["systems"]["baseline"], r["systems"]["hanlm"],
-                         r["ratios_hanlm_over_baseline"], label_width=28)
-        t = r["time_to_loss"]
-        reached = (f"{t['speedup']:.2f}x faster" if t["speedup"]
-                   else "hanlm below it at step 0" if t["hanlm_below_target_at_step_0"] else "not reached")
-        print(f"{'time to loss ' + format(t['target_loss'], '.3f'):>28} {t['baseline_seconds'] or float('nan'):11.0f}s"
-              f" {t['hanlm_seconds'] or float('nan'):11.0f}s  {reached}")
-        at = t["hanlm_loss_at_baseline_tokens"]
-        print(f"{'loss at equal real tokens':>28} {t['target_loss']:12.3f} {at if at is not None else float('nan'):12.3f}"
-              "  (hanlm mid-run)")
-        e = r["equal_tokens"]
-        print(f"{'run of equal real tokens':>28} {e['baseline_final_loss']:12.3f} {e['hanlm_final_loss']:12.3f}"
-              f"  (hanlm: {e['hanlm_steps']} steps, {e['hanlm_real_tokens']:,} vs {e['baseline_real_tokens']:,} tokens)")
+        ceilings = ", ".join(f"{dtype} {c / 1e9:.1f} GFLOP/s" for dtype, c in r["ceiling_flops"].items())
+        counts = max(len(v) for v in r["ceiling_samples"].values())
+        print(f"\n== {preset}: matmul ceiling {ceilings} (medians of {counts} samples)")
+        systems = {LABELS[name]: m for name, m in r["systems"].items()}
+        ratios = {f"hanlm/{'typical' if ref == 'baseline' else ref}": rs for ref, rs in r["ratios_hanlm_over"].items()}
+        print(f"{'precision, attention, dropout':>28} " + " ".join(
+            f"{m['precision'] + ' ' + m['attn_implementation'][:5] + ' ' + format(m['dropout'] or 0, 'g'):>20}"
+            for m in systems.values()))
+        rows = [("real tokens/s", "real_tokens_per_second", "{:.0f}"),
+                ("real tokens/CPU-s", "real_tokens_per_cpu_second", "{:.0f}"),
+                ("samples/s", "samples_per_second", "{:.2f}"),
+                ("peak RSS MB", "peak_rss_mb", "{:.0f}"),
+                ("useful MFU", "useful_mfu", "{:.1%}"),
+                ("achieved/ceiling", "achieved_fraction_of_ceiling", "{:.1%}"),
+                ("padding", "padding_fraction", "{:.1%}"),
+                ("final held-out MLM loss", "final_heldout_loss", "{:.3f}")]
+        print_table(rows, systems, ratios, label_width=28, width=20)
+        if r["systems"]["hanlm"]["precision"] != r["systems"]["strong"]["precision"]:
+            print(f"NOTE: hanlm's own measurement chose {r['systems']['hanlm']['precision']}, the strong baselines'"
+                  f" {r['systems']['strong']['precision']} (a width where the two are close)")
+        for ref, t in r["time_to_loss"].items():
+            reached = (f"{t['speedup']:.2f}x faster" if t["speedup"]
+                       else "hanlm below it at step 0" if t["hanlm_below_target_at_step_0"] else "not reached")
+            print(f"time to {LABELS[ref]}'s final loss {t['target_loss']:.3f}: {LABELS[ref]} "
+                  f"{t['baseline_seconds'] or float('nan'):.0f} s, hanlm {t['hanlm_seconds'] or float('nan'):.0f} s: {reached}")
+        e = r.get("equal_tokens")
+        if e:
+            print(f"run of equal real tokens (typical script's): typical {e['baseline_final_loss']:.3f}, hanlm "
+                  f"{e['hanlm_final_loss']:.3f} (hanlm: {e['hanlm_steps']} steps, {e['hanlm_real_tokens']:,} vs "
+                  f"{e['baseline_real_tokens']:,} tokens)")
 
 
 def plot(report: dict, path: Path) -> None:
@@ -250,10 +280,11 @@ def plot(report: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(presets), figsize=(6 * len(presets), 4.2), squeeze=False)
     for ax, preset in zip(axes[0], presets, strict=True):
         r = report["presets"][preset]
-        for name in ("baseline", "hanlm"):
+        for name in r["raw"]:
             evals = r["raw"][name]["evals"]
-            ax.plot([e["seconds"] for e in evals], [e["all"] for e in evals], marker="o", label=name)
-        ax.axhline(r["time_to_loss"]["target_loss"], color="grey", linestyle=":", label="baseline's final loss")
+            ax.plot([e["seconds"] for e in evals], [e["all"] for e in evals], marker="o", label=LABELS[name])
+        ax.axhline(r["time_to_loss"]["strong"]["target_loss"], color="grey", linestyle=":",
+                   label="HF expert's final loss")
         ax.set_title(f"{preset}: held-out MLM loss vs own wall time")
         ax.set_xlabel("seconds (training steps only)")
         ax.set_ylabel("held-out MLM loss")
@@ -301,10 +332,13 @@ def main(argv: list[str] | None = None) -> dict:
         eval_every = args.eval_every or mode["eval_every"]
         spec = dict(preset=preset, steps=steps[preset], eval_every=eval_every, batch_size=args.batch_size,
                     out=str(Path(args.work) / "runs" / preset), lr=args.lr,
-                    hanlm_overrides={"mlm_bias_init": args.mlm_bias_init}, **ws.run_inputs())
+                    hanlm_overrides={"mlm_bias_init": args.mlm_bias_init},
+                    trainer_precision=trainer_precision(PRESETS[preset].hidden), **ws.run_inputs())
         logger.info("%s: %d steps per system, held-out evaluation every %d", preset, steps[preset], eval_every)
-        results = run_pair(spec, ceiling_every=15.0)
-        report["presets"][preset] = preset_report(preset, results, vocab, warmup=min(3, steps[preset] // 5))
+        results = run_ring(spec, ceiling_every=15.0)
+        report["presets"][preset] = {"trainer_precision": spec["trainer_precision"],
+                                     "trainer_precision_reason": trainer_precision(PRESETS[preset].hidden, reason=True),
+                                     **preset_report(preset, results, vocab, warmup=min(3, steps[preset] // 5))}
         write_json(out / f"{name}.json", report)
         report["presets"][preset]["equal_tokens"] = equal_tokens_run(spec, results)
         write_json(out / f"{name}.json", report)  # after each preset, so a long run keeps what it measured
