@@ -107,23 +107,18 @@ def run_huggingface(data: Path, work: Path, plan: dict, bf16: bool, dev: torch.d
         TrainingArguments,
     )
 
-    from hanlm.data.shards import ShardReader
+    from bench.systems import HanlmInstances
     from hanlm.model.presets import PRESETS
     from hanlm.tokenizer import KoreanTokenizer
 
-    tok = KoreanTokenizer.load(data / "tokenizer").hf()
+    hanlm_tok = KoreanTokenizer.load(data / "tokenizer")
+    tok = hanlm_tok.hf()
     p = PRESETS[plan["preset"]]
     torch.manual_seed(0)
     model = BertForPreTraining(BertConfig(
         vocab_size=len(tok), hidden_size=p.hidden, num_hidden_layers=p.layers,
         num_attention_heads=p.heads, intermediate_size=p.intermediate, pad_token_id=tok.pad_token_id))
-    reader = ShardReader(data, "train")
-    rows = []
-    for i in range(len(reader)):
-        s = reader[i]
-        types = [0] * s.len_a + [1] * (s.input_ids.size - s.len_a)
-        rows.append({"input_ids": s.input_ids.tolist(), "token_type_ids": types,
-                     "next_sentence_label": s.nsp_label})
+    rows = HanlmInstances(str(data), hanlm_tok.special_ids)
     timer = StepTimer(dev, plan["warmup"])
 
     class Timing(TrainerCallback):
