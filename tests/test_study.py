@@ -18,8 +18,16 @@ from hanlm.study import corpora as corpora_lib
 from hanlm.study.baselines import run_baseline
 from hanlm.study.config import MODES, StudyConfig, mode_file
 from hanlm.study.corpora import Deduper, Sources, build_corpora, take_chars, text_key
-from hanlm.study.plan import pretrain_phases, resolve, run_specs
-from hanlm.study.report import goals, goals_text
+from hanlm.study.full_nsmc import paired
+from hanlm.study.plan import (
+    TIMED_MAX_STEPS,
+    full_nsmc_specs,
+    model_names,
+    pretrain_phases,
+    resolve,
+    run_specs,
+)
+from hanlm.study.report import goals, goals_text, objectives_text, summarize, table_markdown
 from hanlm.study.run import run_study
 from hanlm.study.workdir import WorkDir
 from hanlm.tasks.base import ReadOptions
@@ -289,6 +297,160 @@ def test_the_pretraining_mask_rate_reaches_the_pretraining_run(tmp_path, monkeyp
     stage = next(s for s in stages.stage_list(study) if s.name == "pretrain/review-short")
     cache.run_stage(stage, study.work, cache.Timings(tmp_path / "timings.json"))
     assert seen[0].masking.mlm_probability == 0.2
+
+
+# ------------------------------------------------------------------------------ objectives
+
+
+def test_objectives_are_parsed_and_checked():
+    assert resolve(StudyConfig()).cfg.objectives == ["bert"]
+    cfg = resolve(StudyConfig(objectives=["bert,electra", "mlm", "bert"])).cfg
+    assert cfg.objectives == ["bert", "electra", "mlm"]
+    assert model_names(cfg) == ["review", "general", "review-electra", "general-electra",
+                                "review-mlm", "general-mlm", "random"]
+    with pytest.raises(HanlmError, match="--objectives: nsp"):
+        resolve(StudyConfig(objectives=["nsp"]))
+
+
+def test_one_pretraining_per_corpus_and_objective_and_one_packed_data_build(tmp_path):
+    study = resolve(StudyConfig(quick=True, work_dir=str(tmp_path),
+                                objectives=["bert", "mlm", "electra"]))
+    by_name = {s.name: s for s in stages.stage_list(study)}
+    for corpus in ("review", "general"):
+        for phase in ("-short", ""):
+            pretrains = {f"pretrain/{corpus}{phase}", f"pretrain/{corpus}-mlm{phase}",
+                         f"pretrain/{corpus}-electra{phase}"}
+            assert {n for n in by_name if n.startswith(f"pretrain/{corpus}")
+                    and n.endswith(phase) and (phase or not n.endswith("-short"))} == pretrains
+            data = {n for n in by_name if n.startswith(f"data/{corpus}") and n.endswith(phase)
+                    and (phase or not n.endswith("-short"))}
+            assert data == {f"data/{corpus}{phase}", f"data/{corpus}-packed{phase}"}
+            # mlm and electra read the one packed build; bert its NSP pairs.
+            assert f"data/{corpus}-packed{phase}" in by_name[f"pretrain/{corpus}-mlm{phase}"].after
+            assert f"data/{corpus}-packed{phase}" in by_name[
+                f"pretrain/{corpus}-electra{phase}"].after
+            assert f"data/{corpus}{phase}" in by_name[f"pretrain/{corpus}{phase}"].after
+    assert by_name["data/review-packed"].settings.kind == "packed"
+    assert by_name["pretrain/review-electra"].done == (
+        study.work.pretrain("review-electra", "") / "final_metrics.json")
+    assert [n for n in by_name if n.startswith("tokenizer/")] == ["tokenizer/review",
+                                                                   "tokenizer/general"]
+    assert by_name["random-init"].settings.reference == "review"
+    electra_only = resolve(StudyConfig(quick=True, work_dir=str(tmp_path), objectives=["electra"]))
+    random_init = next(s for s in stages.stage_list(electra_only) if s.name == "random-init")
+    assert random_init.after == ("export/review-electra",)
+
+
+def test_the_cache_key_holds_the_objective_and_adding_one_keeps_the_others(tmp_path):
+    base = dict(quick=True, work_dir=str(tmp_path / "work"), data=str(tmp_path))
+    _, bert_stages = _started(StudyConfig(**base))
+    keys = {s.name: cache.cache_key(s.settings) for s in bert_stages}
+    assert "objective" not in keys["pretrain/review"]  # as recorded before objectives existed
+    assert "kind" not in keys["data/review"]
+    assert _stale(StudyConfig(**base, objectives=["bert", "mlm", "electra"])) == set()
+    study = resolve(StudyConfig(**base, objectives=["bert", "mlm", "electra"]))
+    settings = {s.name: s.settings for s in stages.stage_list(study)}
+    assert cache.cache_key(settings["pretrain/review-electra"])["objective"] == "electra"
+    assert cache.cache_key(settings["pretrain/review-mlm"])["objective"] == "mlm"
+    assert cache.cache_key(settings["export/general-electra"])["objective"] == "electra"
+    assert cache.cache_key(settings["data/review-packed"])["kind"] == "packed"
+
+
+def test_the_objective_reaches_the_pretraining_run(tmp_path, monkeypatch):
+    from hanlm.train import pretrain as pretrain_module
+
+    seen = []
+    monkeypatch.setattr(pretrain_module, "pretrain", lambda cfg: seen.append(cfg))
+    study = resolve(StudyConfig(quick=True, work_dir=str(tmp_path), objectives=["electra"]))
+    stage = next(s for s in stages.stage_list(study) if s.name == "pretrain/general-electra")
+    cache.run_stage(stage, study.work, cache.Timings(tmp_path / "timings.json"))
+    assert seen[0].objective == "electra"
+    assert seen[0].data == str(study.work.data("general-packed", ""))
+    assert seen[0].init_from == str(study.work.model("general-electra", "-short"))
+
+
+def test_a_time_budget_gives_every_run_its_minutes_and_is_keyed(tmp_path):
+    steps = resolve(StudyConfig(quick=True, work_dir=str(tmp_path))).cfg
+    timed = resolve(StudyConfig(quick=True, work_dir=str(tmp_path), pretrain_budget="minutes",
+                                pretrain_minutes=4.0)).cfg
+    assert all(p.budget_minutes is None and p.max_steps == p.steps
+               for p in pretrain_phases(steps))
+    short, long = pretrain_phases(timed)
+    assert short.budget_minutes + long.budget_minutes == pytest.approx(4.0)
+    assert short.max_steps == long.max_steps == TIMED_MAX_STEPS
+    assert cache.cache_key(short)["budget_minutes"] == short.budget_minutes
+    assert "budget_minutes" not in cache.cache_key(pretrain_phases(steps)[0])
+    base = dict(quick=True, work_dir=str(tmp_path / "work"), data=str(tmp_path))
+    _started(StudyConfig(**base, pretrain_budget="minutes"))
+    stale = _stale(StudyConfig(**base, pretrain_budget="minutes", pretrain_minutes=3.0))
+    assert "pretrain/review-short" in stale and "data/review" not in stale
+
+
+def _run_rows(means: dict[str, list[float]]) -> list[dict]:
+    return [{"model": model, "task": task, "fraction": 1.0, "seed": seed, "value": value + shift,
+             "train_examples": 100, "test_examples": 50}
+            for model, values in means.items()
+            for task, shift in (("nsmc", 0.0), ("klue-nli", -40.0), ("klue-ner", -50.0))
+            for seed, value in enumerate(values, 1)]
+
+
+def test_the_report_has_a_row_per_objective_and_says_which_wins_where():
+    runs = _run_rows({"review": [80.0, 80.4], "general": [70.0, 70.2],
+                      "review-electra": [82.0, 82.2], "general-electra": [70.1, 69.9],
+                      "random": [75.0, 75.0]})
+    summary = summarize(runs, [])
+    table = table_markdown(summary)
+    for row in ("review-pretrained, MLM + NSP", "review-pretrained, ELECTRA",
+                "general-pretrained, MLM + NSP", "general-pretrained, ELECTRA", "random init"):
+        assert f"| {row} |" in table
+    assert "| 82.1 ± 0.1 |" in table
+    winners = summary["objectives"]
+    assert winners["nsmc"]["review"]["winner"] == "electra"
+    assert winners["nsmc"]["review"]["within_std"] is False
+    assert winners["nsmc"]["general"]["winner"] == "bert"
+    assert winners["nsmc"]["general"]["within_std"] is True  # 70.1 vs 70.0, std 0.14
+    line = objectives_text(winners)
+    assert line.startswith("Objectives")
+    assert "NSMC acc.: review corpus: electra (electra 82.1, bert 80.2)" in line
+    assert "general corpus: bert (bert 70.1, electra 70.0) (a tie" in line
+    assert set(summary["domain"]) == {"review", "general", "review-electra", "general-electra"}
+    single = summarize(_run_rows({"review": [80.0], "general": [70.0], "random": [75.0]}), [])
+    assert "objectives" not in single and "| review-pretrained |" in table_markdown(single)
+
+
+def test_the_paired_comparison_counts_the_reviews_only_one_gets_right():
+    import numpy as np
+
+    tfidf = np.array([True] * 80 + [False] * 20)
+    model = tfidf.copy()
+    model[80:95] = True  # right on 15 reviews TF-IDF gets wrong
+    model[:3] = False  # and wrong on 3 it gets right
+    r = paired(model, tfidf, resamples=500)
+    assert (r["right_where_tfidf_wrong"], r["wrong_where_tfidf_right"]) == (15, 3)
+    assert r["difference"] == pytest.approx(12.0) and r["mcnemar_p"] < 0.01
+    assert r["bootstrap_95"][0] > 0 < r["bootstrap_95"][1]
+    assert paired(tfidf, tfidf, resamples=10)["mcnemar_p"] == 1.0
+
+
+def test_full_nsmc_runs_the_review_model_of_each_objective_and_random_init():
+    assert full_nsmc_specs(resolve(StudyConfig()).cfg) == []
+    cfg = resolve(StudyConfig(full_nsmc=True, objectives=["bert", "electra"],
+                              full_nsmc_seeds=[42, 2])).cfg
+    assert [(s.model, s.seed) for s in full_nsmc_specs(cfg)] == [
+        ("review", 42), ("review-electra", 42), ("random", 42),
+        ("review", 2), ("review-electra", 2), ("random", 2)]
+    assert full_nsmc_specs(cfg)[0].name == "review/nsmc-full/100pct/seed-42"
+
+
+def test_paired_full_nsmc_runs_decide_the_full_data_goal():
+    table = {"review": {"nsmc": {"mean": 83.6}}, "random": {"nsmc": {"mean": 79.8}},
+             "tfidf": {"nsmc": {"mean": 82.2}}}
+    full = {"tfidf_accuracy": 87.05,
+            "models": {"review": {"mean": 87.66, "beats_tfidf_every_seed": True}}}
+    g = goals(table, [{"full_data": True, "value": 87.05, "train_examples": 150_000}],
+              test_examples=5000, train_examples=10_000, full_nsmc=full)
+    assert g["beats_tfidf_full_data"] and "87.7 vs TF-IDF" in goals_text(g)
+    assert "beaten by every seed, paired" in goals_text(g)
 
 
 def test_tfidf_on_the_full_files_is_compared_only_with_a_model_that_saw_as_many_reviews():
