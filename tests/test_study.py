@@ -318,8 +318,9 @@ def test_one_pretraining_per_corpus_and_objective_and_one_packed_data_build(tmp_
     by_name = {s.name: s for s in stages.stage_list(study)}
     for corpus in ("review", "general"):
         for phase in ("-short", ""):
-            pretrains = {f"pretrain/{corpus}{phase}", f"pretrain/{corpus}-mlm{phase}",
-                         f"pretrain/{corpus}-electra{phase}"}
+            pretrains = {f"pretrain/{corpus}{phase}", f"pretrain/{corpus}-mlm{phase}"}
+            if not phase:  # ELECTRA's one phase (`pretrain_phases`)
+                pretrains.add(f"pretrain/{corpus}-electra")
             assert {n for n in by_name if n.startswith(f"pretrain/{corpus}")
                     and n.endswith(phase) and (phase or not n.endswith("-short"))} == pretrains
             data = {n for n in by_name if n.startswith(f"data/{corpus}") and n.endswith(phase)
@@ -327,8 +328,7 @@ def test_one_pretraining_per_corpus_and_objective_and_one_packed_data_build(tmp_
             assert data == {f"data/{corpus}{phase}", f"data/{corpus}-packed{phase}"}
             # mlm and electra read the one packed build; bert its NSP pairs.
             assert f"data/{corpus}-packed{phase}" in by_name[f"pretrain/{corpus}-mlm{phase}"].after
-            assert f"data/{corpus}-packed{phase}" in by_name[
-                f"pretrain/{corpus}-electra{phase}"].after
+            assert f"data/{corpus}-packed" in by_name[f"pretrain/{corpus}-electra"].after
             assert f"data/{corpus}{phase}" in by_name[f"pretrain/{corpus}{phase}"].after
     assert by_name["data/review-packed"].settings.kind == "packed"
     assert by_name["pretrain/review-electra"].done == (
@@ -337,8 +337,18 @@ def test_one_pretraining_per_corpus_and_objective_and_one_packed_data_build(tmp_
                                                                    "tokenizer/general"]
     assert by_name["random-init"].settings.reference == "review"
     electra_only = resolve(StudyConfig(quick=True, work_dir=str(tmp_path), objectives=["electra"]))
+    names = [s.name for s in stages.stage_list(electra_only)]
+    assert "data/review-packed" in names and "data/review-packed-short" not in names
     random_init = next(s for s in stages.stage_list(electra_only) if s.name == "random-init")
     assert random_init.after == ("export/review-electra",)
+
+
+def test_electra_pretrains_in_one_phase_with_the_same_tokens_and_budget():
+    cfg = resolve(StudyConfig(objectives=["bert", "electra"])).cfg
+    two, (one,) = pretrain_phases(cfg, "bert"), pretrain_phases(cfg, "electra")
+    assert one.init_from is None and one.max_len == cfg.max_len
+    assert one.steps == sum(p.steps for p in two) and one.minutes == cfg.pretrain_minutes
+    assert all(p.batch_size * p.max_len == one.batch_size * one.max_len for p in two)
 
 
 def test_the_cache_key_holds_the_objective_and_adding_one_keeps_the_others(tmp_path):
@@ -361,12 +371,14 @@ def test_the_objective_reaches_the_pretraining_run(tmp_path, monkeypatch):
 
     seen = []
     monkeypatch.setattr(pretrain_module, "pretrain", lambda cfg: seen.append(cfg))
-    study = resolve(StudyConfig(quick=True, work_dir=str(tmp_path), objectives=["electra"]))
-    stage = next(s for s in stages.stage_list(study) if s.name == "pretrain/general-electra")
-    cache.run_stage(stage, study.work, cache.Timings(tmp_path / "timings.json"))
-    assert seen[0].objective == "electra"
-    assert seen[0].data == str(study.work.data("general-packed", ""))
-    assert seen[0].init_from == str(study.work.model("general-electra", "-short"))
+    study = resolve(StudyConfig(quick=True, work_dir=str(tmp_path), objectives=["electra", "mlm"]))
+    for name in ("pretrain/general-electra", "pretrain/general-mlm"):
+        stage = next(s for s in stages.stage_list(study) if s.name == name)
+        cache.run_stage(stage, study.work, cache.Timings(tmp_path / "timings.json"))
+    assert [c.objective for c in seen] == ["electra", "mlm"]
+    assert seen[0].data == seen[1].data == str(study.work.data("general-packed", ""))
+    assert seen[0].init_from is None
+    assert seen[1].init_from == str(study.work.model("general-mlm", "-short"))
 
 
 def test_a_time_budget_gives_every_run_its_minutes_and_is_keyed(tmp_path):
@@ -483,7 +495,9 @@ MICRO = dict(target_chars=150, vocab_size=200, pretrain_steps=4, pretrain_batch_
              max_len=32, short_len=16, short_share=0.5, nsmc_train=0, nsmc_test=0,
              fractions=[0.25, 1.0], klue_split="1:0.34", klue_limit=0, seeds=[1], finetune_epochs=1.0, klue_finetune_epochs=1.0,
              finetune_min_steps=2,
-             preset="tiny", re_share=0.3, full_nsmc_baseline=True)
+             preset="tiny", re_share=0.3, full_nsmc_baseline=True,
+             objectives=["bert", "electra"], full_nsmc=True, full_nsmc_seeds=[1])
+MICRO_MODELS = {"review", "general", "review-electra", "general-electra", "random"}
 
 
 @pytest.mark.slow
@@ -494,20 +508,38 @@ def test_micro_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
                       **MICRO)
     assert run_study(cfg) == 0
     results = json.loads((tmp_path / "results" / "results.json").read_text(encoding="utf-8"))
-    assert len(results["runs"]) == 3 * (3 + 1)
-    assert {r["model"] for r in results["runs"]} == {"review", "general", "random"}
+    assert len(results["runs"]) == 5 * (3 + 1)
+    assert {r["model"] for r in results["runs"]} == MICRO_MODELS
     assert results["pretraining"]["review"]["steps"] == 4
+    assert results["pretraining"]["general-electra"]["objective"] == "electra"
+    assert [p["steps"] for p in results["pretraining"]["review-electra"]["phases"]] == [4]
+    assert (tmp_path / "work" / "data-review-packed" / "meta.json").is_file()
+    assert not (tmp_path / "work" / "data-review-electra").exists()
+    electra = json.loads((tmp_path / "work" / "model-review-electra" / "config.json").read_text())
+    assert electra["model_type"] == "electra"
+    assert json.loads((tmp_path / "work" / "model-random" / "config.json").read_text())[
+        "model_type"] == "bert"
+    winners = results["summary"]["objectives"]
+    assert set(winners["nsmc"]["review"]["means"]) == {"bert", "electra"}
+    full = results["full_nsmc"]
+    assert [(r["model"], r["seed"]) for r in full["runs"]] == [
+        ("review", 1), ("review-electra", 1), ("random", 1)]
+    assert all(r["test_examples"] == full["test_examples"] > 0 for r in full["runs"])
+    assert set(results["summary"]["full_nsmc"]["models"]) == {"review", "review-electra",
+                                                              "random"}
     assert results["source_sha256"]["work_dir_made_by"] == results["source_sha256"]["this_invocation"]
     phases = results["pretraining"]["review"]["phases"]
     assert [(p["steps"], p["batch_size"], p["max_len"]) for p in phases] == [(2, 8, 16), (2, 4, 32)]
     assert (tmp_path / "work" / "model-review-short" / "config.json").is_file()
     table = results["summary"]["table"]
-    assert set(table) == {"review", "general", "random", "tfidf"}
+    assert set(table) == MICRO_MODELS | {"tfidf"}
     assert all(table[m]["nsmc"]["mean"] is not None for m in table)
     for plot in ("pretraining_loss.png", "data_efficiency.png", "domain_heatmap.png"):
         assert (tmp_path / "results" / plot).stat().st_size > 1000
     printed = capsys.readouterr().out
-    assert "| review-pretrained |" in printed and "Goal:" in printed
+    assert "| review-pretrained, MLM + NSP |" in printed and "Goal:" in printed
+    assert "| review-pretrained, ELECTRA |" in printed and "Objectives, best first" in printed
+    assert "Full NSMC:" in printed
     # The models carry the pretraining dropout (0), which fine-tuning uses unless told otherwise.
     work = tmp_path / "work"
     assert json.loads((work / "model-review" / "config.json").read_text())["hidden_dropout_prob"] == 0
@@ -519,12 +551,12 @@ def test_micro_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     assert after == before
     # A fine-tuning setting redoes only the runs it changes.
     finished = {p.parent: p.stat().st_mtime_ns for p in (work / "finetune").rglob("metrics.json")}
-    assert len(finished) == 12
+    assert len(finished) == 5 * 4 + 3
     assert run_study(StudyConfig(work_dir=str(work), results=str(tmp_path / "r1"),
                                  **{**MICRO, "klue_finetune_epochs": 5.0})) == 0
     redone = {d for d, t in finished.items() if (d / "metrics.json").stat().st_mtime_ns != t}
     assert {d.relative_to(work / "finetune").parts[1] for d in redone} == {"klue-nli", "klue-ner"}
-    assert len(redone) == 6
+    assert len(redone) == 5 * 2
     # A model whose weights changed (pretrained again) redoes exactly the runs that read it.
     weights = work / "model-general" / "model.safetensors"
     tensors = load_file(weights)

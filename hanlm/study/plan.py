@@ -126,8 +126,8 @@ class Phase:
         return self.steps if self.budget_minutes is None else TIMED_MAX_STEPS
 
 
-def pretrain_phases(cfg: StudyConfig) -> list[Phase]:
-    """The pretraining of each corpus: one phase at max_len, or two with short sequences first.
+def pretrain_phases(cfg: StudyConfig, objective: str = "bert") -> list[Phase]:
+    """The pretraining of each model: one phase at max_len, or two with short sequences first.
 
     On 128-token sequences a small BERT stays for thousands of steps on the early MLM plateau
     (predicting masked tokens from their frequencies alone: docs/RESULTS.md); on 32-token
@@ -135,6 +135,10 @@ def pretrain_phases(cfg: StudyConfig) -> list[Phase]:
     starts to use the context within ~600 steps. Phase 2 continues from phase 1's model on
     max_len-token sequences so all positions are trained, as BERT's own two phases were
     (128 then 512 tokens). Both phases have the same peak lr, warm-up share and linear decay.
+
+    ELECTRA runs one phase at max_len, with the whole step (or time) budget: `hanlm pretrain
+    --init-from` continues a BERT only, so its second phase could not start from its first. As
+    both phases hold the same tokens per step, it still sees as many tokens in as many steps.
     """
     timed = cfg.pretrain_budget == "minutes"
 
@@ -143,7 +147,7 @@ def pretrain_phases(cfg: StudyConfig) -> list[Phase]:
         return Phase(suffix, max_len, batch, steps, minutes, init_from,
                      budget_minutes=round(minutes, 6) if timed else None)
 
-    if not cfg.short_len or cfg.short_len >= cfg.max_len:
+    if not cfg.short_len or cfg.short_len >= cfg.max_len or objective == "electra":
         return [phase("", cfg.max_len, cfg.pretrain_batch_size, cfg.pretrain_steps,
                       cfg.pretrain_minutes, None)]
     short_steps = min(cfg.pretrain_steps - 1, max(1, round(cfg.pretrain_steps * cfg.short_share)))
@@ -197,14 +201,14 @@ def full_nsmc_specs(cfg: StudyConfig) -> list[RunSpec]:
 
 def log_plan(study: Study) -> None:
     cfg = study.cfg
-    if cfg.pretrain_budget == "minutes":
-        phases = " then ".join(f"{p.budget_minutes:g} min x {p.batch_size} sequences of "
-                               f"{p.max_len} tokens" for p in pretrain_phases(cfg))
-        budget = f"{cfg.pretrain_minutes:g} min of wall-clock each (steps: as many as fit)"
-    else:
-        phases = " then ".join(f"{p.steps} steps x {p.batch_size} sequences of {p.max_len} "
-                               f"tokens" for p in pretrain_phases(cfg))
-        budget = f"cap {cfg.pretrain_minutes:g} min each"
+    timed = cfg.pretrain_budget == "minutes"
+    phases = " then ".join(
+        (f"{p.budget_minutes:g} min" if timed else f"{p.steps} steps")
+        + f" x {p.batch_size} sequences of {p.max_len} tokens" for p in pretrain_phases(cfg))
+    if "electra" in cfg.objectives and len(pretrain_phases(cfg)) > 1:
+        phases += " (electra: one phase of 128-token sequences)"
+    budget = (f"{cfg.pretrain_minutes:g} min of wall-clock each (steps: as many as fit)" if timed
+              else f"cap {cfg.pretrain_minutes:g} min each")
     models = model_names(cfg)
     full = full_nsmc_specs(cfg)
     dropout = cfg.pretrain_dropout if cfg.finetune_dropout is None else cfg.finetune_dropout

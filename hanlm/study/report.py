@@ -434,7 +434,7 @@ def facts_markdown(results: dict) -> str:
             if key in ev)
         lines.append(f"- pretraining {name} ({OBJECTIVE_NAMES.get(p.get('objective', 'bert'))}): "
                      f"{plan['preset']}, {budget} ({phases}) in {p['seconds']:.0f} s; held-out "
-                     f"{heads}{_context_note(ev)}")
+                     f"{heads or 'figures: none (no held-out split)'}{_context_note(ev)}")
     t = results["timings"]
     lines.append(f"- wall time of this invocation: {t['this_invocation_seconds'] / 60:.1f} min; "
                  f"compute time of all stages (summed over resumed invocations): "

@@ -57,7 +57,6 @@ def run_study(cfg: StudyConfig) -> int:
 
 def _pretraining(study: Study) -> dict[str, Any]:
     """Each pretrained model's pretraining summed over its phases."""
-    phases = pretrain_phases(study.cfg)
     return {m.name: {"corpus": m.corpus, "objective": m.objective, **report.pretraining_summary(
-        [study.work.pretrain(m.name, p.suffix) for p in phases])}
+        [study.work.pretrain(m.name, p.suffix) for p in pretrain_phases(study.cfg, m.objective)])}
         for m in pretrained_models(study.cfg)}

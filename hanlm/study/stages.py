@@ -259,27 +259,29 @@ def _pretraining_stages(study: Study, corpus: str) -> list[Stage]:
                     tokenizer_stage, work.tokenizer(corpus) / "hanlm_tokenizer.json",
                     (work.tokenizer(corpus),), ("corpora",))]
     models = [m for m in pretrained_models(cfg) if m.corpus == corpus]
-    kinds = list(dict.fromkeys(data_kind(m.objective) for m in models))
     for phase in pretrain_phases(cfg):
-        for kind in kinds:
+        # The models with a phase of this name (ELECTRA has only the last: `pretrain_phases`).
+        phased = [(m, p) for m in models for p in pretrain_phases(cfg, m.objective)
+                  if p.suffix == phase.suffix]
+        for kind in dict.fromkeys(data_kind(m.objective) for m, _ in phased):
             data = pick(DataSettings, cfg, corpus=corpus, phase=phase.suffix,
                         max_len=phase.max_len, kind=kind)
             stages.append(Stage(f"data/{data.name}{phase.suffix}", data, data_stage,
                                 work.data(data.name, phase.suffix) / "meta.json",
                                 (work.data(data.name, phase.suffix),), (f"tokenizer/{corpus}",)))
-        for m in models:
-            key = f"{m.name}{phase.suffix}"
-            before = () if phase.init_from is None else (f"export/{m.name}{phase.init_from}",)
+        for m, own in phased:
+            key = f"{m.name}{own.suffix}"
+            before = () if own.init_from is None else (f"export/{m.name}{own.init_from}",)
             stages += [
-                Stage(f"pretrain/{key}", pick(PretrainSettings, cfg, corpus=corpus, phase=phase,
+                Stage(f"pretrain/{key}", pick(PretrainSettings, cfg, corpus=corpus, phase=own,
                                               objective=m.objective),
-                      pretrain_stage, work.pretrain(m.name, phase.suffix) / "final_metrics.json",
-                      (work.pretrain(m.name, phase.suffix),),
-                      (f"data/{m.data}{phase.suffix}", *before)),
+                      pretrain_stage, work.pretrain(m.name, own.suffix) / "final_metrics.json",
+                      (work.pretrain(m.name, own.suffix),),
+                      (f"data/{m.data}{own.suffix}", *before)),
                 Stage(f"export/{key}", pick(ExportSettings, cfg, corpus=corpus,
-                                            phase=phase.suffix, objective=m.objective),
-                      export_stage, work.model(m.name, phase.suffix) / "config.json",
-                      (work.model(m.name, phase.suffix),), (f"pretrain/{key}",)),
+                                            phase=own.suffix, objective=m.objective),
+                      export_stage, work.model(m.name, own.suffix) / "config.json",
+                      (work.model(m.name, own.suffix),), (f"pretrain/{key}",)),
             ]
     return stages
 
