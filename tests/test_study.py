@@ -422,7 +422,7 @@ def test_the_report_has_a_row_per_objective_and_says_which_wins_where():
     assert winners["nsmc"]["general"]["winner"] == "bert"
     assert winners["nsmc"]["general"]["within_std"] is True  # 70.1 vs 70.0, std 0.14
     line = objectives_text(winners)
-    assert line.startswith("Objectives")
+    assert line.startswith("Objectives") and summary["objectives_line"] == line
     assert "NSMC acc.: review corpus: electra (electra 82.1, bert 80.2)" in line
     assert "general corpus: bert (bert 70.1, electra 70.0) (a tie" in line
     assert set(summary["domain"]) == {"review", "general", "review-electra", "general-electra"}

@@ -136,6 +136,7 @@ def summarize(runs: list[dict], baselines: list[dict], *, review_model: str = "r
                           full_nsmc=full_nsmc_summary(full_nsmc) if full_nsmc else None)}
     if _objective_count(table) > 1:
         out["objectives"] = objective_winners(table)
+        out["objectives_line"] = objectives_text(out["objectives"])
     if full_nsmc:
         out["full_nsmc"] = full_nsmc_summary(full_nsmc)
     return out
@@ -322,18 +323,19 @@ def domain_markdown(summary: dict) -> str:
 
 def objectives_text(winners: dict) -> str:
     """One line: which objective wins each task, per pretraining corpus."""
-    parts = []
+    parts, unjudged = [], False
     for task, by_corpus in winners.items():
         cells = []
         for corpus, w in by_corpus.items():
             ranked = ", ".join(f"{o} {v:.1f}" for o, v in w["means"].items())
-            tie = (" (a tie: the lead is within one seed deviation)" if w["within_std"] else
-                   " (one seed: no deviation to judge the lead by)"
-                   if w["within_std"] is None and w["lead"] is not None else "")
+            tie = " (a tie: the lead is within one seed deviation)" if w["within_std"] else ""
+            unjudged |= w["within_std"] is None and w["lead"] is not None
             cells.append(f"{corpus} corpus: {w['winner']} ({ranked}){tie}")
         if cells:
             parts.append(f"{TASK_NAMES[task]}: " + "; ".join(cells))
-    return "Objectives, best first, per task and pretraining corpus: " + " | ".join(parts)
+    note = " (one seed: no deviation to judge the leads by)" if unjudged else ""
+    return (f"Objectives, best first, per task and pretraining corpus{note}: "
+            + " | ".join(parts))
 
 
 def full_nsmc_markdown(results: dict) -> str:
