@@ -63,11 +63,6 @@ def model_names(cfg: StudyConfig) -> list[str]:
     return [p.name for p in pretrained_models(cfg)] + ["random"]
 
 
-def primary_review_model(cfg: StudyConfig) -> str:
-    """The review model the issue's goals are judged on: the first objective's."""
-    return model_name("review", cfg.objectives[0])
-
-
 @dataclass(frozen=True)
 class Study:
     """A StudyConfig resolved: the mode's settings applied, and where it reads and writes."""

@@ -257,8 +257,10 @@ def goals(table: dict, baselines: list[dict], test_examples: int | None = None,
 def collect(*, plan: dict, corpora: dict, pretraining: dict, runs: list[dict],
             baselines: list[dict], timings: dict, command: str, wall_seconds: float,
             source: dict[str, str], full_nsmc: dict | None = None) -> dict[str, Any]:
-    objectives = plan.get("objectives") or ["bert"]
-    review_model = "review" if objectives[0] == "bert" else f"review-{objectives[0]}"
+    from hanlm.study.plan import model_name
+
+    # The goals are judged on the first objective's review model.
+    review_model = model_name("review", (plan.get("objectives") or ["bert"])[0])
     return {
         "command": command,
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
