@@ -444,6 +444,22 @@ def test_the_paired_comparison_counts_the_reviews_only_one_gets_right():
     assert paired(tfidf, tfidf, resamples=10)["mcnemar_p"] == 1.0
 
 
+def test_paired_vs_tfidf_reads_prediction_files_of_the_test_file(tmp_path):
+    from hanlm.study.full_nsmc import compare_files
+
+    files = fx.write_nsmc(tmp_path / "nsmc")
+    test = get_task("nsmc").read(files["dev"], ReadOptions())
+    right = tmp_path / "right.jsonl"
+    right.write_text("".join(json.dumps({"id": e.id, "label": e.label}) + "\n" for e in test))
+    lines = compare_files(tmp_path / "nsmc", [right])
+    assert lines[0].startswith("TF-IDF + LR: ") and f"of {len(test)} test reviews" in lines[0]
+    assert lines[1].startswith(f"{right}: 100.000%")
+    shuffled = tmp_path / "shuffled.jsonl"
+    shuffled.write_text("".join(reversed(right.read_text().splitlines(keepends=True))))
+    with pytest.raises(HanlmError, match="in file order"):
+        compare_files(tmp_path / "nsmc", [shuffled])
+
+
 def test_full_nsmc_runs_the_review_model_of_each_objective_and_random_init():
     assert full_nsmc_specs(resolve(StudyConfig()).cfg) == []
     cfg = resolve(StudyConfig(full_nsmc=True, objectives=["bert", "electra"],
