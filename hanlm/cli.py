@@ -79,8 +79,8 @@ VERBS: dict[str, Verb] = {
     "study": Verb(
         config="hanlm.study.config:StudyConfig",
         run="hanlm.study.run:run_study",
-        help="domain study: review vs general pretraining, fine-tuned on NSMC/KLUE-NLI/KLUE-NER, "
-        "with a report",
+        help="domain study: review vs general pretraining (per objective), fine-tuned on "
+        "NSMC/KLUE-NLI/KLUE-NER, with a report",
     ),
     "benchmark": Verb(
         config="hanlm.benchmark.config:BenchmarkConfig",

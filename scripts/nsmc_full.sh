@@ -4,7 +4,8 @@
 # then compared with TF-IDF + LR on the same reviews, paired (docs/RESULTS.md, "Full NSMC").
 #   bash scripts/nsmc_full.sh [STUDY_WORK_DIR] [OUT]    (SEEDS="42 2 3" by default)
 # ~4 minutes a run on 2 CPU cores (8 minutes a seed). Run it after `hanlm study`, from the
-# checkout's root.
+# checkout's root. `hanlm study --full-nsmc` makes the same runs as a stage of the study (cached,
+# with every objective's review model, in its report); this script is for a finished work dir.
 set -euo pipefail
 work="${1:-study-work/default}"
 out="${2:-runs/nsmc-full}"

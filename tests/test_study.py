@@ -18,8 +18,16 @@ from hanlm.study import corpora as corpora_lib
 from hanlm.study.baselines import run_baseline
 from hanlm.study.config import MODES, StudyConfig, mode_file
 from hanlm.study.corpora import Deduper, Sources, build_corpora, take_chars, text_key
-from hanlm.study.plan import pretrain_phases, resolve, run_specs
-from hanlm.study.report import goals, goals_text
+from hanlm.study.full_nsmc import paired
+from hanlm.study.plan import (
+    TIMED_MAX_STEPS,
+    full_nsmc_specs,
+    model_names,
+    pretrain_phases,
+    resolve,
+    run_specs,
+)
+from hanlm.study.report import goals, goals_text, objectives_text, summarize, table_markdown
 from hanlm.study.run import run_study
 from hanlm.study.workdir import WorkDir
 from hanlm.tasks.base import ReadOptions
@@ -291,6 +299,188 @@ def test_the_pretraining_mask_rate_reaches_the_pretraining_run(tmp_path, monkeyp
     assert seen[0].masking.mlm_probability == 0.2
 
 
+# ------------------------------------------------------------------------------ objectives
+
+
+def test_objectives_are_parsed_and_checked():
+    assert resolve(StudyConfig()).cfg.objectives == ["bert"]
+    cfg = resolve(StudyConfig(objectives=["bert,electra", "mlm", "bert"])).cfg
+    assert cfg.objectives == ["bert", "electra", "mlm"]
+    assert model_names(cfg) == ["review", "general", "review-electra", "general-electra",
+                                "review-mlm", "general-mlm", "random"]
+    with pytest.raises(HanlmError, match="--objectives: nsp"):
+        resolve(StudyConfig(objectives=["nsp"]))
+
+
+def test_one_pretraining_per_corpus_and_objective_and_one_packed_data_build(tmp_path):
+    study = resolve(StudyConfig(quick=True, work_dir=str(tmp_path),
+                                objectives=["bert", "mlm", "electra"]))
+    by_name = {s.name: s for s in stages.stage_list(study)}
+    for corpus in ("review", "general"):
+        for phase in ("-short", ""):
+            pretrains = {f"pretrain/{corpus}{phase}", f"pretrain/{corpus}-mlm{phase}"}
+            if not phase:  # ELECTRA's one phase (`pretrain_phases`)
+                pretrains.add(f"pretrain/{corpus}-electra")
+            assert {n for n in by_name if n.startswith(f"pretrain/{corpus}")
+                    and n.endswith(phase) and (phase or not n.endswith("-short"))} == pretrains
+            data = {n for n in by_name if n.startswith(f"data/{corpus}") and n.endswith(phase)
+                    and (phase or not n.endswith("-short"))}
+            assert data == {f"data/{corpus}{phase}", f"data/{corpus}-packed{phase}"}
+            # mlm and electra read the one packed build; bert its NSP pairs.
+            assert f"data/{corpus}-packed{phase}" in by_name[f"pretrain/{corpus}-mlm{phase}"].after
+            assert f"data/{corpus}-packed" in by_name[f"pretrain/{corpus}-electra"].after
+            assert f"data/{corpus}{phase}" in by_name[f"pretrain/{corpus}{phase}"].after
+    assert by_name["data/review-packed"].settings.kind == "packed"
+    assert by_name["pretrain/review-electra"].done == (
+        study.work.pretrain("review-electra", "") / "final_metrics.json")
+    assert [n for n in by_name if n.startswith("tokenizer/")] == ["tokenizer/review",
+                                                                   "tokenizer/general"]
+    assert by_name["random-init"].settings.reference == "review"
+    electra_only = resolve(StudyConfig(quick=True, work_dir=str(tmp_path), objectives=["electra"]))
+    names = [s.name for s in stages.stage_list(electra_only)]
+    assert "data/review-packed" in names and "data/review-packed-short" not in names
+    random_init = next(s for s in stages.stage_list(electra_only) if s.name == "random-init")
+    assert random_init.after == ("export/review-electra",)
+
+
+def test_electra_pretrains_in_one_phase_with_the_same_tokens_and_budget():
+    cfg = resolve(StudyConfig(objectives=["bert", "electra"])).cfg
+    two, (one,) = pretrain_phases(cfg, "bert"), pretrain_phases(cfg, "electra")
+    assert one.init_from is None and one.max_len == cfg.max_len
+    assert one.steps == sum(p.steps for p in two) and one.minutes == cfg.pretrain_minutes
+    assert all(p.batch_size * p.max_len == one.batch_size * one.max_len for p in two)
+
+
+def test_the_cache_key_holds_the_objective_and_adding_one_keeps_the_others(tmp_path):
+    base = dict(quick=True, work_dir=str(tmp_path / "work"), data=str(tmp_path))
+    _, bert_stages = _started(StudyConfig(**base))
+    keys = {s.name: cache.cache_key(s.settings) for s in bert_stages}
+    assert "objective" not in keys["pretrain/review"]  # as recorded before objectives existed
+    assert "kind" not in keys["data/review"]
+    assert _stale(StudyConfig(**base, objectives=["bert", "mlm", "electra"])) == set()
+    study = resolve(StudyConfig(**base, objectives=["bert", "mlm", "electra"]))
+    settings = {s.name: s.settings for s in stages.stage_list(study)}
+    assert cache.cache_key(settings["pretrain/review-electra"])["objective"] == "electra"
+    assert cache.cache_key(settings["pretrain/review-mlm"])["objective"] == "mlm"
+    assert cache.cache_key(settings["export/general-electra"])["objective"] == "electra"
+    assert cache.cache_key(settings["data/review-packed"])["kind"] == "packed"
+
+
+def test_the_objective_reaches_the_pretraining_run(tmp_path, monkeypatch):
+    from hanlm.train import pretrain as pretrain_module
+
+    seen = []
+    monkeypatch.setattr(pretrain_module, "pretrain", lambda cfg: seen.append(cfg))
+    study = resolve(StudyConfig(quick=True, work_dir=str(tmp_path), objectives=["electra", "mlm"]))
+    for name in ("pretrain/general-electra", "pretrain/general-mlm"):
+        stage = next(s for s in stages.stage_list(study) if s.name == name)
+        cache.run_stage(stage, study.work, cache.Timings(tmp_path / "timings.json"))
+    assert [c.objective for c in seen] == ["electra", "mlm"]
+    assert seen[0].data == seen[1].data == str(study.work.data("general-packed", ""))
+    assert seen[0].init_from is None
+    assert seen[1].init_from == str(study.work.model("general-mlm", "-short"))
+
+
+def test_a_time_budget_gives_every_run_its_minutes_and_is_keyed(tmp_path):
+    steps = resolve(StudyConfig(quick=True, work_dir=str(tmp_path))).cfg
+    timed = resolve(StudyConfig(quick=True, work_dir=str(tmp_path), pretrain_budget="minutes",
+                                pretrain_minutes=4.0)).cfg
+    assert all(p.budget_minutes is None and p.max_steps == p.steps
+               for p in pretrain_phases(steps))
+    short, long = pretrain_phases(timed)
+    assert short.budget_minutes + long.budget_minutes == pytest.approx(4.0)
+    assert short.max_steps == long.max_steps == TIMED_MAX_STEPS
+    assert cache.cache_key(short)["budget_minutes"] == short.budget_minutes
+    assert "budget_minutes" not in cache.cache_key(pretrain_phases(steps)[0])
+    base = dict(quick=True, work_dir=str(tmp_path / "work"), data=str(tmp_path))
+    _started(StudyConfig(**base, pretrain_budget="minutes"))
+    stale = _stale(StudyConfig(**base, pretrain_budget="minutes", pretrain_minutes=3.0))
+    assert "pretrain/review-short" in stale and "data/review" not in stale
+
+
+def _run_rows(means: dict[str, list[float]]) -> list[dict]:
+    return [{"model": model, "task": task, "fraction": 1.0, "seed": seed, "value": value + shift,
+             "train_examples": 100, "test_examples": 50}
+            for model, values in means.items()
+            for task, shift in (("nsmc", 0.0), ("klue-nli", -40.0), ("klue-ner", -50.0))
+            for seed, value in enumerate(values, 1)]
+
+
+def test_the_report_has_a_row_per_objective_and_says_which_wins_where():
+    runs = _run_rows({"review": [80.0, 80.4], "general": [70.0, 70.2],
+                      "review-electra": [82.0, 82.2], "general-electra": [70.1, 69.9],
+                      "random": [75.0, 75.0]})
+    summary = summarize(runs, [])
+    table = table_markdown(summary)
+    for row in ("review-pretrained, MLM + NSP", "review-pretrained, ELECTRA",
+                "general-pretrained, MLM + NSP", "general-pretrained, ELECTRA", "random init"):
+        assert f"| {row} |" in table
+    assert "| 82.1 ± 0.1 |" in table
+    winners = summary["objectives"]
+    assert winners["nsmc"]["review"]["winner"] == "electra"
+    assert winners["nsmc"]["review"]["within_std"] is False
+    assert winners["nsmc"]["general"]["winner"] == "bert"
+    assert winners["nsmc"]["general"]["within_std"] is True  # 70.1 vs 70.0, std 0.14
+    line = objectives_text(winners)
+    assert line.startswith("Objectives") and summary["objectives_line"] == line
+    assert "NSMC acc.: review corpus: electra (electra 82.1, bert 80.2)" in line
+    assert "general corpus: bert (bert 70.1, electra 70.0) (a tie" in line
+    assert set(summary["domain"]) == {"review", "general", "review-electra", "general-electra"}
+    single = summarize(_run_rows({"review": [80.0], "general": [70.0], "random": [75.0]}), [])
+    assert "objectives" not in single and "| review-pretrained |" in table_markdown(single)
+
+
+def test_the_paired_comparison_counts_the_reviews_only_one_gets_right():
+    import numpy as np
+
+    tfidf = np.array([True] * 80 + [False] * 20)
+    model = tfidf.copy()
+    model[80:95] = True  # right on 15 reviews TF-IDF gets wrong
+    model[:3] = False  # and wrong on 3 it gets right
+    r = paired(model, tfidf, resamples=500)
+    assert (r["right_where_tfidf_wrong"], r["wrong_where_tfidf_right"]) == (15, 3)
+    assert r["difference"] == pytest.approx(12.0) and r["mcnemar_p"] < 0.01
+    assert r["bootstrap_95"][0] > 0 < r["bootstrap_95"][1]
+    assert paired(tfidf, tfidf, resamples=10)["mcnemar_p"] == 1.0
+
+
+def test_paired_vs_tfidf_reads_prediction_files_of_the_test_file(tmp_path):
+    from hanlm.study.full_nsmc import compare_files
+
+    files = fx.write_nsmc(tmp_path / "nsmc")
+    test = get_task("nsmc").read(files["dev"], ReadOptions())
+    right = tmp_path / "right.jsonl"
+    right.write_text("".join(json.dumps({"id": e.id, "label": e.label}) + "\n" for e in test))
+    lines = compare_files(tmp_path / "nsmc", [right])
+    assert lines[0].startswith("TF-IDF + LR: ") and f"of {len(test)} test reviews" in lines[0]
+    assert lines[1].startswith(f"{right}: 100.000%")
+    shuffled = tmp_path / "shuffled.jsonl"
+    shuffled.write_text("".join(reversed(right.read_text().splitlines(keepends=True))))
+    with pytest.raises(HanlmError, match="in file order"):
+        compare_files(tmp_path / "nsmc", [shuffled])
+
+
+def test_full_nsmc_runs_the_review_model_of_each_objective_and_random_init():
+    assert full_nsmc_specs(resolve(StudyConfig()).cfg) == []
+    cfg = resolve(StudyConfig(full_nsmc=True, objectives=["bert", "electra"],
+                              full_nsmc_seeds=[42, 2])).cfg
+    assert [(s.model, s.seed) for s in full_nsmc_specs(cfg)] == [
+        ("review", 42), ("review-electra", 42), ("random", 42),
+        ("review", 2), ("review-electra", 2), ("random", 2)]
+    assert full_nsmc_specs(cfg)[0].name == "review/nsmc-full/100pct/seed-42"
+
+
+def test_paired_full_nsmc_runs_decide_the_full_data_goal():
+    table = {"review": {"nsmc": {"mean": 83.6}}, "random": {"nsmc": {"mean": 79.8}},
+             "tfidf": {"nsmc": {"mean": 82.2}}}
+    full = {"tfidf_accuracy": 87.05,
+            "models": {"review": {"mean": 87.66, "beats_tfidf_every_seed": True}}}
+    g = goals(table, [{"full_data": True, "value": 87.05, "train_examples": 150_000}],
+              test_examples=5000, train_examples=10_000, full_nsmc=full)
+    assert g["beats_tfidf_full_data"] and "87.7 vs TF-IDF" in goals_text(g)
+    assert "beaten by every seed, paired" in goals_text(g)
+
+
 def test_tfidf_on_the_full_files_is_compared_only_with_a_model_that_saw_as_many_reviews():
     table = {"review": {"nsmc": {"mean": 83.6}}, "random": {"nsmc": {"mean": 79.8}},
              "tfidf": {"nsmc": {"mean": 82.2}}}
@@ -321,7 +511,9 @@ MICRO = dict(target_chars=150, vocab_size=200, pretrain_steps=4, pretrain_batch_
              max_len=32, short_len=16, short_share=0.5, nsmc_train=0, nsmc_test=0,
              fractions=[0.25, 1.0], klue_split="1:0.34", klue_limit=0, seeds=[1], finetune_epochs=1.0, klue_finetune_epochs=1.0,
              finetune_min_steps=2,
-             preset="tiny", re_share=0.3, full_nsmc_baseline=True)
+             preset="tiny", re_share=0.3, full_nsmc_baseline=True,
+             objectives=["bert", "electra"], full_nsmc=True, full_nsmc_seeds=[1])
+MICRO_MODELS = {"review", "general", "review-electra", "general-electra", "random"}
 
 
 @pytest.mark.slow
@@ -332,20 +524,38 @@ def test_micro_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
                       **MICRO)
     assert run_study(cfg) == 0
     results = json.loads((tmp_path / "results" / "results.json").read_text(encoding="utf-8"))
-    assert len(results["runs"]) == 3 * (3 + 1)
-    assert {r["model"] for r in results["runs"]} == {"review", "general", "random"}
+    assert len(results["runs"]) == 5 * (3 + 1)
+    assert {r["model"] for r in results["runs"]} == MICRO_MODELS
     assert results["pretraining"]["review"]["steps"] == 4
+    assert results["pretraining"]["general-electra"]["objective"] == "electra"
+    assert [p["steps"] for p in results["pretraining"]["review-electra"]["phases"]] == [4]
+    assert (tmp_path / "work" / "data-review-packed" / "meta.json").is_file()
+    assert not (tmp_path / "work" / "data-review-electra").exists()
+    electra = json.loads((tmp_path / "work" / "model-review-electra" / "config.json").read_text())
+    assert electra["model_type"] == "electra"
+    assert json.loads((tmp_path / "work" / "model-random" / "config.json").read_text())[
+        "model_type"] == "bert"
+    winners = results["summary"]["objectives"]
+    assert set(winners["nsmc"]["review"]["means"]) == {"bert", "electra"}
+    full = results["full_nsmc"]
+    assert [(r["model"], r["seed"]) for r in full["runs"]] == [
+        ("review", 1), ("review-electra", 1), ("random", 1)]
+    assert all(r["test_examples"] == full["test_examples"] > 0 for r in full["runs"])
+    assert set(results["summary"]["full_nsmc"]["models"]) == {"review", "review-electra",
+                                                              "random"}
     assert results["source_sha256"]["work_dir_made_by"] == results["source_sha256"]["this_invocation"]
     phases = results["pretraining"]["review"]["phases"]
     assert [(p["steps"], p["batch_size"], p["max_len"]) for p in phases] == [(2, 8, 16), (2, 4, 32)]
     assert (tmp_path / "work" / "model-review-short" / "config.json").is_file()
     table = results["summary"]["table"]
-    assert set(table) == {"review", "general", "random", "tfidf"}
+    assert set(table) == MICRO_MODELS | {"tfidf"}
     assert all(table[m]["nsmc"]["mean"] is not None for m in table)
     for plot in ("pretraining_loss.png", "data_efficiency.png", "domain_heatmap.png"):
         assert (tmp_path / "results" / plot).stat().st_size > 1000
     printed = capsys.readouterr().out
-    assert "| review-pretrained |" in printed and "Goal:" in printed
+    assert "| review-pretrained, MLM + NSP |" in printed and "Goal:" in printed
+    assert "| review-pretrained, ELECTRA |" in printed and "Objectives, best first" in printed
+    assert "Full NSMC:" in printed
     # The models carry the pretraining dropout (0), which fine-tuning uses unless told otherwise.
     work = tmp_path / "work"
     assert json.loads((work / "model-review" / "config.json").read_text())["hidden_dropout_prob"] == 0
@@ -357,12 +567,12 @@ def test_micro_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     assert after == before
     # A fine-tuning setting redoes only the runs it changes.
     finished = {p.parent: p.stat().st_mtime_ns for p in (work / "finetune").rglob("metrics.json")}
-    assert len(finished) == 12
+    assert len(finished) == 5 * 4 + 3
     assert run_study(StudyConfig(work_dir=str(work), results=str(tmp_path / "r1"),
                                  **{**MICRO, "klue_finetune_epochs": 5.0})) == 0
     redone = {d for d, t in finished.items() if (d / "metrics.json").stat().st_mtime_ns != t}
     assert {d.relative_to(work / "finetune").parts[1] for d in redone} == {"klue-nli", "klue-ner"}
-    assert len(redone) == 6
+    assert len(redone) == 5 * 2
     # A model whose weights changed (pretrained again) redoes exactly the runs that read it.
     weights = work / "model-general" / "model.safetensors"
     tensors = load_file(weights)

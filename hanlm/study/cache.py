@@ -37,9 +37,26 @@ class Stage:
     after: tuple[str, ...] = ()  # the stages whose outputs it reads
 
 
+KEYED_SINCE = "keyed_since"
+
+
+def keyed_since(value: Any) -> dict[str, Any]:
+    """Field metadata of a setting added to a stage after work directories were made: at
+    `value`, the stage's behaviour before the setting existed, the field is left out of the
+    cache key, so the stages recorded without it stay valid."""
+    return {KEYED_SINCE: value}
+
+
+def _keyed(settings: Any, f: dataclasses.Field) -> bool:
+    if not f.compare:
+        return False
+    return KEYED_SINCE not in f.metadata or getattr(settings, f.name) != f.metadata[KEYED_SINCE]
+
+
 def cache_key(settings: Any) -> dict[str, Any]:
     """The compared fields of a settings dataclass (nested ones included), as JSON values."""
-    key = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings) if f.compare}
+    key = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)
+           if _keyed(settings, f)}
     key = {k: cache_key(v) if dataclasses.is_dataclass(v) else v for k, v in key.items()}
     return json.loads(json.dumps(key))
 

@@ -91,7 +91,7 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def _finished_with(out: Path, cfg: Any) -> bool:
+def finished_with(out: Path, cfg: Any) -> bool:
     import yaml
 
     from hanlm import config
@@ -118,7 +118,7 @@ def finetune_run(cfg: StudyConfig, work: WorkDir, model_dir: Path, inputs: dict[
     out = work.finetune(spec.name)
     run_cfg = finetune_config(cfg, spec, model_dir, inputs, out)
     digests = input_digests(inputs, model_dir)
-    cached = _finished_with(out, run_cfg) and _read_json(out / INPUTS_FILE) == digests
+    cached = finished_with(out, run_cfg) and _read_json(out / INPUTS_FILE) == digests
     if not cached:
         if out.exists():
             shutil.rmtree(out)  # killed midway, or made with other settings or inputs

@@ -10,14 +10,57 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hanlm import config
+from hanlm.data.objective import OBJECTIVES, data_kind
 from hanlm.errors import HanlmError
+from hanlm.study.cache import keyed_since
 from hanlm.study.config import StudyConfig
+from hanlm.study.corpora import CORPORA
 from hanlm.study.workdir import WorkDir
 
 logger = logging.getLogger(__name__)
 
-MODELS = ("review", "general", "random")
 TASKS = ("nsmc", "klue-nli", "klue-ner")
+# Steps that no time budget reaches (BERT-tiny does ~10 a second on 2 CPU cores): with
+# --pretrain-budget minutes the time alone ends a run, and the schedule follows the time.
+TIMED_MAX_STEPS = 10_000_000
+
+
+def model_name(corpus: str, objective: str) -> str:
+    """`review`, `review-mlm`, `review-electra`, ...: the MLM + NSP models keep the bare corpus
+    name they had before the study compared objectives, so their work directories, cache
+    records and reports stay valid and adding an objective reuses them."""
+    return corpus if objective == "bert" else f"{corpus}-{objective}"
+
+
+def data_name(corpus: str, objective: str) -> str:
+    """The data build an objective reads: NSP pairs (`review`) or packed sequences
+    (`review-packed`, shared by mlm and electra)."""
+    return corpus if data_kind(objective) == "pairs" else f"{corpus}-packed"
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    corpus: str
+    objective: str
+
+    @property
+    def name(self) -> str:
+        return model_name(self.corpus, self.objective)
+
+    @property
+    def data(self) -> str:
+        return data_name(self.corpus, self.objective)
+
+
+def pretrained_models(cfg: StudyConfig) -> list[Pretrained]:
+    """One pretraining per (objective, corpus), objectives in the order given."""
+    return [Pretrained(corpus, objective) for objective in cfg.objectives for corpus in CORPORA]
+
+
+def model_names(cfg: StudyConfig) -> list[str]:
+    """Every model fine-tuned: the pretrained ones, then random init (one BERT, whatever the
+    objectives)."""
+    return [p.name for p in pretrained_models(cfg)] + ["random"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +87,14 @@ def resolve(cfg: StudyConfig) -> Study:
         raise HanlmError("--fractions must lie in (0, 1]")
     if not 0 <= cfg.short_share <= 1:
         raise HanlmError("--short-share must lie in [0, 1]")
-    cfg = dataclasses.replace(cfg, fractions=sorted(set(cfg.fractions) | {1.0}))
+    objectives = list(dict.fromkeys(o.strip() for item in cfg.objectives
+                                    for o in str(item).split(",") if o.strip()))
+    unknown = [o for o in objectives if o not in OBJECTIVES]
+    if unknown or not objectives:
+        raise HanlmError(f"--objectives: {', '.join(unknown) or 'none given'}; choose from "
+                         f"{', '.join(OBJECTIVES)}")
+    cfg = dataclasses.replace(cfg, fractions=sorted(set(cfg.fractions) | {1.0}),
+                              objectives=objectives)
     work = WorkDir(Path(cfg.work_dir or Path("study-work") / cfg.mode))
     return Study(cfg=cfg, data=Path(cfg.data or default_data_dir()), work=work,
                  results=Path(cfg.results) if cfg.results else work.results)
@@ -62,10 +112,17 @@ class Phase:
     # far it got), so it is left out of the stage's cache key (compare=False).
     minutes: float = dataclasses.field(compare=False)
     init_from: str | None  # the suffix of the phase before, if any
+    # With --pretrain-budget minutes: the wall-clock the phase trains for (then part of what
+    # the run is); `steps` then only paces evaluation and checkpoints.
+    budget_minutes: float | None = dataclasses.field(default=None, metadata=keyed_since(None))
+
+    @property
+    def max_steps(self) -> int:
+        return self.steps if self.budget_minutes is None else TIMED_MAX_STEPS
 
 
-def pretrain_phases(cfg: StudyConfig) -> list[Phase]:
-    """The pretraining of each corpus: one phase at max_len, or two with short sequences first.
+def pretrain_phases(cfg: StudyConfig, objective: str = "bert") -> list[Phase]:
+    """The pretraining of each model: one phase at max_len, or two with short sequences first.
 
     On 128-token sequences a small BERT stays for thousands of steps on the early MLM plateau
     (predicting masked tokens from their frequencies alone: docs/RESULTS.md); on 32-token
@@ -73,17 +130,28 @@ def pretrain_phases(cfg: StudyConfig) -> list[Phase]:
     starts to use the context within ~600 steps. Phase 2 continues from phase 1's model on
     max_len-token sequences so all positions are trained, as BERT's own two phases were
     (128 then 512 tokens). Both phases have the same peak lr, warm-up share and linear decay.
+
+    ELECTRA runs one phase at max_len, with the whole step (or time) budget: `hanlm pretrain
+    --init-from` continues a BERT only, so its second phase could not start from its first. As
+    both phases hold the same tokens per step, it still sees as many tokens in as many steps.
     """
-    if not cfg.short_len or cfg.short_len >= cfg.max_len:
-        return [Phase("", cfg.max_len, cfg.pretrain_batch_size, cfg.pretrain_steps,
+    timed = cfg.pretrain_budget == "minutes"
+
+    def phase(suffix: str, max_len: int, batch: int, steps: int, minutes: float,
+              init_from: str | None) -> Phase:
+        return Phase(suffix, max_len, batch, steps, minutes, init_from,
+                     budget_minutes=round(minutes, 6) if timed else None)
+
+    if not cfg.short_len or cfg.short_len >= cfg.max_len or objective == "electra":
+        return [phase("", cfg.max_len, cfg.pretrain_batch_size, cfg.pretrain_steps,
                       cfg.pretrain_minutes, None)]
     short_steps = min(cfg.pretrain_steps - 1, max(1, round(cfg.pretrain_steps * cfg.short_share)))
     share = short_steps / cfg.pretrain_steps
     short_batch = max(1, cfg.pretrain_batch_size * cfg.max_len // cfg.short_len)
     return [
-        Phase("-short", cfg.short_len, short_batch, short_steps, cfg.pretrain_minutes * share,
+        phase("-short", cfg.short_len, short_batch, short_steps, cfg.pretrain_minutes * share,
               None),
-        Phase("", cfg.max_len, cfg.pretrain_batch_size, cfg.pretrain_steps - short_steps,
+        phase("", cfg.max_len, cfg.pretrain_batch_size, cfg.pretrain_steps - short_steps,
               cfg.pretrain_minutes * (1 - share), "-short"),
     ]
 
@@ -106,29 +174,49 @@ class RunSpec:
 
 def run_specs(cfg: StudyConfig) -> list[RunSpec]:
     """Seeds outermost, so an interrupted study has every table cell before more seeds."""
-    specs = []
+    specs, models = [], model_names(cfg)
     for seed in cfg.seeds:
-        for model in MODELS:
+        for model in models:
             specs += [RunSpec(model, task, 1.0, seed) for task in TASKS]
         for fraction in cfg.fractions:
             if fraction < 1.0:
-                specs += [RunSpec(model, "nsmc", fraction, seed) for model in MODELS]
+                specs += [RunSpec(model, "nsmc", fraction, seed) for model in models]
     return specs
+
+
+def full_nsmc_models(cfg: StudyConfig) -> list[str]:
+    """The models fine-tuned on all of NSMC: each objective's review model and random init."""
+    return [model_name("review", objective) for objective in cfg.objectives] + ["random"]
+
+
+def full_nsmc_specs(cfg: StudyConfig) -> list[RunSpec]:
+    return [RunSpec(model, "nsmc-full", 1.0, seed) for seed in cfg.full_nsmc_seeds
+            for model in full_nsmc_models(cfg)] if cfg.full_nsmc else []
 
 
 def log_plan(study: Study) -> None:
     cfg = study.cfg
-    phases = " then ".join(f"{p.steps} steps x {p.batch_size} sequences of {p.max_len} tokens"
-                           for p in pretrain_phases(cfg))
+    timed = cfg.pretrain_budget == "minutes"
+    phases = " then ".join(
+        (f"{p.budget_minutes:g} min" if timed else f"{p.steps} steps")
+        + f" x {p.batch_size} sequences of {p.max_len} tokens" for p in pretrain_phases(cfg))
+    if "electra" in cfg.objectives and len(pretrain_phases(cfg)) > 1:
+        phases += " (electra: one phase of 128-token sequences)"
+    budget = (f"{cfg.pretrain_minutes:g} min of wall-clock each (steps: as many as fit)" if timed
+              else f"cap {cfg.pretrain_minutes:g} min each")
+    models = model_names(cfg)
+    full = full_nsmc_specs(cfg)
     dropout = cfg.pretrain_dropout if cfg.finetune_dropout is None else cfg.finetune_dropout
     lines = [
         f"study plan ({cfg.mode}): work dir {study.work.root}, results {study.results}",
         f"  data: {study.data}",
         f"  corpora: review vs general, {cfg.target_chars:,} characters each",
         f"  tokenizers: WordPiece, vocabulary {cfg.vocab_size:,} each",
-        f"  pretraining: {cfg.preset}, {phases}, lr {cfg.pretrain_lr:g}, dropout "
-        f"{cfg.pretrain_dropout:g}, cap {cfg.pretrain_minutes:g} min each",
-        f"  fine-tuning: {len(run_specs(cfg))} runs = {len(MODELS)} models x ({len(TASKS)} tasks"
+        f"  pretraining: objectives {', '.join(cfg.objectives)} x (review, general) = "
+        f"{len(models) - 1} models; {cfg.preset}, {phases}, lr {cfg.pretrain_lr:g}, dropout "
+        f"{cfg.pretrain_dropout:g}, {budget}",
+        f"  fine-tuning: {len(run_specs(cfg))} runs = {len(models)} models "
+        f"({', '.join(models)}) x ({len(TASKS)} tasks"
         f" + {len(cfg.fractions) - 1} NSMC fractions) x {len(cfg.seeds)} seed(s); "
         f"{cfg.finetune_epochs:g} epochs NSMC / {cfg.klue_finetune_epochs:g} KLUE (>= "
         f"{cfg.finetune_min_steps} steps), lr {cfg.finetune_lr:g}, dropout {dropout:g}",
@@ -138,6 +226,10 @@ def log_plan(study: Study) -> None:
         f"  KLUE: dev sets split {cfg.klue_split} (seed:held-out fraction), limit "
         f"{cfg.klue_limit or 'none'}",
         "  baselines: TF-IDF + logistic regression on the same examples"
-        + ("; and on all NSMC files" if cfg.full_nsmc_baseline else ""),
+        + ("; and on all NSMC files" if cfg.full_nsmc_baseline or full else ""),
     ]
+    if full:
+        lines.append(f"  full NSMC: {len(full)} runs = {', '.join(full_nsmc_models(cfg))} x "
+                     f"seeds {', '.join(map(str, cfg.full_nsmc_seeds))} on all training "
+                     "reviews, paired against TF-IDF + LR on all 50,000 test reviews")
     logger.info("\n".join(lines))

@@ -3,7 +3,9 @@
 Stages 1-6 (`hanlm.study.stages`) are cached in the work directory by the settings each reads
 (`hanlm.study.cache`), so a killed study resumes where it stopped and a changed setting redoes
 only the stages that read it; stages 7-8 (`hanlm.study.finetune`) check each run's own inputs;
-stage 9 writes results.json, PNG plots and report.md (`hanlm.study.report`).
+with --full-nsmc, the review model of each objective and random init are fine-tuned on all of
+NSMC and compared with TF-IDF + LR, paired (`hanlm.study.full_nsmc`); stage 9 writes
+results.json, PNG plots and report.md (`hanlm.study.report`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from typing import Any
 from hanlm.provenance import command_line
 from hanlm.study import cache, report
 from hanlm.study.config import StudyConfig
-from hanlm.study.corpora import CORPORA, Sources
+from hanlm.study.corpora import Sources
 from hanlm.study.finetune import baseline_stage, finetune_stage
-from hanlm.study.plan import Study, log_plan, pretrain_phases, resolve
+from hanlm.study.full_nsmc import full_nsmc_stage
+from hanlm.study.plan import Study, log_plan, pretrain_phases, pretrained_models, resolve
 from hanlm.study.stages import stage_list
 
 __all__ = ["StudyConfig", "run_study"]
@@ -34,15 +37,17 @@ def run_study(cfg: StudyConfig) -> int:
     timings = cache.Timings(study.work.timings_file)
     outputs = {stage.name: cache.run_stage(stage, study.work, timings) for stage in stages}
 
-    models = {**{name: outputs[f"export/{name}"] for name in CORPORA},
+    models = {**{m.name: outputs[f"export/{m.name}"] for m in pretrained_models(study.cfg)},
               "random": outputs["random-init"]}
     files = outputs["task files"]
     runs = finetune_stage(study.cfg, study.work, sources, models, files, timings)
     baselines = baseline_stage(study.cfg, study.work, sources, files, timings)
+    full_nsmc = full_nsmc_stage(study.cfg, study.work, sources, models, timings)
 
     results = report.collect(plan=study.record(), corpora=outputs["corpora"],
                              pretraining=_pretraining(study), runs=runs, baselines=baselines,
-                             timings=timings.seconds, source=source, command=command_line("hanlm.study.run.run_study (Python API)"),
+                             full_nsmc=full_nsmc, timings=timings.seconds, source=source,
+                             command=command_line("hanlm.study.run.run_study (Python API)"),
                              wall_seconds=time.perf_counter() - started)
     written = report.write(results, study.results)
     print(report.summary_text(results))
@@ -51,7 +56,7 @@ def run_study(cfg: StudyConfig) -> int:
 
 
 def _pretraining(study: Study) -> dict[str, Any]:
-    """Each corpus's pretraining summed over its phases."""
-    phases = pretrain_phases(study.cfg)
-    return {name: report.pretraining_summary(
-        [study.work.pretrain(name, p.suffix) for p in phases]) for name in CORPORA}
+    """Each pretrained model's pretraining summed over its phases."""
+    return {m.name: {"corpus": m.corpus, "objective": m.objective, **report.pretraining_summary(
+        [study.work.pretrain(m.name, p.suffix) for p in pretrain_phases(study.cfg, m.objective)])}
+        for m in pretrained_models(study.cfg)}

@@ -1,10 +1,11 @@
 """The study's stages up to fine-tuning, each a function of its own settings.
 
 1. corpora     two pretraining corpora of equal size (`hanlm.study.corpora`)
-2. tokenizer   a WordPiece vocabulary per corpus
-3. data        NSP/MLM shards per corpus and pretraining phase
-4. pretrain    the same preset and step budget for both corpora
-5. export      Hugging Face directories; plus a random-initialised model of the same size
+2. tokenizer   a WordPiece vocabulary per corpus (shared by every objective)
+3. data        shards per corpus and pretraining phase: NSP pairs for bert, packed sequences
+               for mlm and electra (one build for both)
+4. pretrain    per objective and corpus, the same preset and budget
+5. export      Hugging Face directories; plus a random-initialised BERT of the same size
                (the review tokenizer, so random init reads NSMC with the in-domain vocabulary)
 6. task files  fixed-seed NSMC subsamples: the "100%" training set, its smaller fractions as
                prefixes, and the test sample every model is scored on
@@ -24,10 +25,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hanlm import atomic
-from hanlm.study.cache import Stage
+from hanlm.data.objective import data_kind
+from hanlm.study.cache import Stage, keyed_since
 from hanlm.study.config import StudyConfig
 from hanlm.study.corpora import CORPORA, Sources, build_corpora
-from hanlm.study.plan import Phase, Study, fraction_name, pretrain_phases
+from hanlm.study.plan import (
+    Phase,
+    Pretrained,
+    Study,
+    fraction_name,
+    model_name,
+    pretrain_phases,
+    pretrained_models,
+)
 from hanlm.study.workdir import WorkDir
 
 T = TypeVar("T")
@@ -78,18 +88,24 @@ class DataSettings:
     phase: str
     max_len: int  # the phase's
     seed: int
+    kind: str = dataclasses.field(default="pairs", metadata=keyed_since("pairs"))  # or "packed"
+
+    @property
+    def name(self) -> str:
+        return self.corpus if self.kind == "pairs" else f"{self.corpus}-packed"
 
 
 def data_stage(s: DataSettings, work: WorkDir, *, cached: bool) -> Path:
     from hanlm.data.build import DataBuildConfig, build_dataset
     from hanlm.text import CorpusConfig
 
-    out = work.data(s.corpus, s.phase)
+    out = work.data(s.name, s.phase)
     if not cached:
         build_dataset(DataBuildConfig(
             corpus=[str(work.corpus(s.corpus))], tokenizer=str(work.tokenizer(s.corpus)),
             out=str(out), max_len=s.max_len, seed=s.seed, workers=min(2, os.cpu_count() or 1),
-            chunk_chars=1_000_000, resume=out.exists(), reader=CorpusConfig(format="docs")))
+            chunk_chars=1_000_000, resume=out.exists(), reader=CorpusConfig(format="docs"),
+            objective="bert" if s.kind == "pairs" else "mlm"))
     return out
 
 
@@ -102,6 +118,11 @@ class PretrainSettings:
     pretrain_dropout: float
     pretrain_mlm_probability: float
     seed: int
+    objective: str = dataclasses.field(default="bert", metadata=keyed_since("bert"))
+
+    @property
+    def model(self) -> Pretrained:
+        return Pretrained(self.corpus, self.objective)
 
 
 def pretrain_config(s: PretrainSettings, work: WorkDir) -> Any:
@@ -110,12 +131,14 @@ def pretrain_config(s: PretrainSettings, work: WorkDir) -> Any:
     from hanlm.train.optim import OptimConfig
     from hanlm.train.pretrain import PretrainConfig
 
-    phase, out = s.phase, work.pretrain(s.corpus, s.phase.suffix)
-    init_from = (str(work.model(s.corpus, phase.init_from))
-                 if phase.init_from is not None else None)
+    name = s.model.name
+    phase, out = s.phase, work.pretrain(name, s.phase.suffix)
+    init_from = str(work.model(name, phase.init_from)) if phase.init_from is not None else None
+    # Evaluations and checkpoints paced by the step budget, also when time ends the run.
     return PretrainConfig(
-        data=str(work.data(s.corpus, phase.suffix)), out=str(out), preset=s.preset,  # type: ignore[arg-type]
-        max_steps=phase.steps, max_minutes=phase.minutes, init_from=init_from,
+        data=str(work.data(s.model.data, phase.suffix)), out=str(out), preset=s.preset,  # type: ignore[arg-type]
+        objective=s.objective,  # type: ignore[arg-type]
+        max_steps=phase.max_steps, max_minutes=phase.minutes, init_from=init_from,
         batch_size=phase.batch_size, dropout=s.pretrain_dropout,
         export_dropout=s.pretrain_dropout, seed=s.seed, log_every=10,
         eval_every=max(50, phase.steps // 8), save_every=max(100, phase.steps // 4),
@@ -129,7 +152,7 @@ def pretrain_stage(s: PretrainSettings, work: WorkDir, *, cached: bool) -> Path:
 
     if not cached:
         pretrain(pretrain_config(s, work))
-    return work.pretrain(s.corpus, s.phase.suffix)
+    return work.pretrain(s.model.name, s.phase.suffix)
 
 
 @dataclass(frozen=True)
@@ -137,34 +160,53 @@ class ExportSettings:
     corpus: str
     phase: str
     preset: str
+    objective: str = dataclasses.field(default="bert", metadata=keyed_since("bert"))
 
 
 def export_stage(s: ExportSettings, work: WorkDir, *, cached: bool) -> Path:
     from hanlm.export import ExportConfig, export_model
 
-    out = work.model(s.corpus, s.phase)
+    name = model_name(s.corpus, s.objective)
+    out = work.model(name, s.phase)
     if not cached:
-        export_model(ExportConfig(checkpoint=str(work.pretrain(s.corpus, s.phase)), out=str(out),
-                                  name=f"hanlm-study-{s.corpus}-{s.preset}", overwrite=True))
+        export_model(ExportConfig(checkpoint=str(work.pretrain(name, s.phase)), out=str(out),
+                                  name=f"hanlm-study-{name}-{s.preset}", overwrite=True))
     return out
 
 
 @dataclass(frozen=True)
 class RandomSettings:
     seed: int
+    # The review model whose configuration and tokenizer random init takes.
+    reference: str = dataclasses.field(default="review", metadata=keyed_since("review"))
+
+
+def _bert_config(reference: Path) -> Any:
+    """The BERT configuration of a model directory; an ELECTRA discriminator's sizes (its
+    embeddings are as wide as its hidden states in hanlm's presets) in a BertConfig."""
+    from transformers import AutoConfig, BertConfig
+
+    config = AutoConfig.from_pretrained(reference)
+    if config.model_type == "bert":
+        return BertConfig.from_pretrained(reference)
+    sizes = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+             "intermediate_size", "max_position_embeddings", "type_vocab_size", "pad_token_id",
+             "hidden_dropout_prob", "attention_probs_dropout_prob", "layer_norm_eps")
+    return BertConfig(**{name: getattr(config, name) for name in sizes},
+                      architectures=["BertForPreTraining"])
 
 
 def random_stage(s: RandomSettings, work: WorkDir, *, cached: bool) -> Path:
     """A never-trained BERT of the review model's configuration, with the review tokenizer."""
     import torch
-    from transformers import BertConfig, BertForPreTraining
+    from transformers import BertForPreTraining
 
     from hanlm.tokenizer import format as tokenizer_files
 
-    reference, out = work.model("review"), work.model("random")
+    reference, out = work.model(s.reference), work.model("random")
     if not cached:
         torch.manual_seed(s.seed)
-        model = BertForPreTraining(BertConfig.from_pretrained(reference))
+        model = BertForPreTraining(_bert_config(reference))
         with atomic.directory(out) as tmp:
             model.save_pretrained(tmp)
             tokenizer_files.copy_files(reference, tmp)
@@ -210,27 +252,45 @@ def task_files_stage(s: TaskFileSettings, work: WorkDir, *, cached: bool) -> dic
 
 
 def _pretraining_stages(study: Study, corpus: str) -> list[Stage]:
-    """Tokenizer, then data, pretraining and export of each phase, of one corpus."""
+    """Tokenizer, then per pretraining phase the data of each kind the objectives read, and
+    each objective's pretraining and export, of one corpus."""
     cfg, work = study.cfg, study.work
     stages = [Stage(f"tokenizer/{corpus}", pick(TokenizerSettings, cfg, corpus=corpus),
                     tokenizer_stage, work.tokenizer(corpus) / "hanlm_tokenizer.json",
                     (work.tokenizer(corpus),), ("corpora",))]
+    models = [m for m in pretrained_models(cfg) if m.corpus == corpus]
     for phase in pretrain_phases(cfg):
-        key = f"{corpus}{phase.suffix}"
-        before = () if phase.init_from is None else (f"export/{corpus}{phase.init_from}",)
-        stages += [
-            Stage(f"data/{key}", pick(DataSettings, cfg, corpus=corpus, phase=phase.suffix,
-                                      max_len=phase.max_len), data_stage,
-                  work.data(corpus, phase.suffix) / "meta.json",
-                  (work.data(corpus, phase.suffix),), (f"tokenizer/{corpus}",)),
-            Stage(f"pretrain/{key}", pick(PretrainSettings, cfg, corpus=corpus, phase=phase),
-                  pretrain_stage, work.pretrain(corpus, phase.suffix) / "final_metrics.json",
-                  (work.pretrain(corpus, phase.suffix),), (f"data/{key}", *before)),
-            Stage(f"export/{key}", pick(ExportSettings, cfg, corpus=corpus, phase=phase.suffix),
-                  export_stage, work.model(corpus, phase.suffix) / "config.json",
-                  (work.model(corpus, phase.suffix),), (f"pretrain/{key}",)),
-        ]
+        # The models with a phase of this name (ELECTRA has only the last: `pretrain_phases`).
+        phased = [(m, p) for m in models for p in pretrain_phases(cfg, m.objective)
+                  if p.suffix == phase.suffix]
+        for kind in dict.fromkeys(data_kind(m.objective) for m, _ in phased):
+            data = pick(DataSettings, cfg, corpus=corpus, phase=phase.suffix,
+                        max_len=phase.max_len, kind=kind)
+            stages.append(Stage(f"data/{data.name}{phase.suffix}", data, data_stage,
+                                work.data(data.name, phase.suffix) / "meta.json",
+                                (work.data(data.name, phase.suffix),), (f"tokenizer/{corpus}",)))
+        for m, own in phased:
+            key = f"{m.name}{own.suffix}"
+            before = () if own.init_from is None else (f"export/{m.name}{own.init_from}",)
+            stages += [
+                Stage(f"pretrain/{key}", pick(PretrainSettings, cfg, corpus=corpus, phase=own,
+                                              objective=m.objective),
+                      pretrain_stage, work.pretrain(m.name, own.suffix) / "final_metrics.json",
+                      (work.pretrain(m.name, own.suffix),),
+                      (f"data/{m.data}{own.suffix}", *before)),
+                Stage(f"export/{key}", pick(ExportSettings, cfg, corpus=corpus,
+                                            phase=own.suffix, objective=m.objective),
+                      export_stage, work.model(m.name, own.suffix) / "config.json",
+                      (work.model(m.name, own.suffix),), (f"pretrain/{key}",)),
+            ]
     return stages
+
+
+def random_reference(cfg: StudyConfig) -> str:
+    """The review model random init copies its configuration from: a BERT's where the study
+    pretrains one (bert, else mlm), else the ELECTRA discriminator's."""
+    bert_family = [o for o in cfg.objectives if o != "electra"]
+    return model_name("review", (bert_family or cfg.objectives)[0])
 
 
 def stage_list(study: Study) -> list[Stage]:
@@ -240,9 +300,11 @@ def stage_list(study: Study) -> list[Stage]:
                     work.corpora_report, (work.corpora,))]
     for corpus in CORPORA:
         stages += _pretraining_stages(study, corpus)
+    reference = random_reference(cfg)
     return stages + [
-        Stage("random-init", pick(RandomSettings, cfg), random_stage,
-              work.model("random") / "config.json", (work.model("random"),), ("export/review",)),
+        Stage("random-init", pick(RandomSettings, cfg, reference=reference), random_stage,
+              work.model("random") / "config.json", (work.model("random"),),
+              (f"export/{reference}",)),
         Stage("task files", pick(TaskFileSettings, cfg, data=data,
                                  fractions=tuple(cfg.fractions)),
               task_files_stage, work.nsmc_file("test"), (work.nsmc,)),
