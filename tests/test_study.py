@@ -27,8 +27,9 @@ from hanlm.study.plan import (
     resolve,
     run_specs,
 )
-from hanlm.study.report import goals, goals_text, objectives_text, summarize, table_markdown
+from hanlm.study.report import goals_text, table_markdown
 from hanlm.study.run import run_study
+from hanlm.study.summary import goals, objectives_text, summarize
 from hanlm.study.workdir import WorkDir
 from hanlm.tasks.base import ReadOptions
 from hanlm.tasks.registry import get_task

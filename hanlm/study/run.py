@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from hanlm.provenance import command_line
-from hanlm.study import cache, report
+from hanlm.study import cache, report, summary
 from hanlm.study.config import StudyConfig
 from hanlm.study.corpora import Sources
 from hanlm.study.finetune import baseline_stage, finetune_stage
@@ -44,7 +44,7 @@ def run_study(cfg: StudyConfig) -> int:
     baselines = baseline_stage(study.cfg, study.work, sources, files, timings)
     full_nsmc = full_nsmc_stage(study.cfg, study.work, sources, models, timings)
 
-    results = report.collect(plan=study.record(), corpora=outputs["corpora"],
+    results = summary.collect(plan=study.record(), corpora=outputs["corpora"],
                              pretraining=_pretraining(study), runs=runs, baselines=baselines,
                              full_nsmc=full_nsmc, timings=timings.seconds, source=source,
                              command=command_line("hanlm.study.run.run_study (Python API)"),
@@ -57,6 +57,6 @@ def run_study(cfg: StudyConfig) -> int:
 
 def _pretraining(study: Study) -> dict[str, Any]:
     """Each pretrained model's pretraining summed over its phases."""
-    return {m.name: {"corpus": m.corpus, "objective": m.objective, **report.pretraining_summary(
+    return {m.name: {"corpus": m.corpus, "objective": m.objective, **summary.pretraining_summary(
         [study.work.pretrain(m.name, p.suffix) for p in pretrain_phases(study.cfg, m.objective)])}
         for m in pretrained_models(study.cfg)}
