@@ -1,5 +1,5 @@
 """Every official task file, in its published layout (tests/official_layouts.py), reads whole
-through the shared reading path (`hanlm.tasks.run.read_examples`), whatever its line breaks
+through the shared reading path (`hanlm.tasks.examples.read_examples`), whatever its line breaks
 and byte-order mark; ids that repeat within a file key its examples by line instead."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from official_layouts import KORNLI_SNLI_NO_GOLD_LINE, PUBLISHED, task_of, varia
 
 from hanlm.errors import HanlmError
 from hanlm.tasks.base import ReadOptions
+from hanlm.tasks.examples import read_examples
 from hanlm.tasks.registry import get_task
-from hanlm.tasks.run import read_examples
 
 READ_WHOLE = [name for name in PUBLISHED if name != "kornli-snli"]
 

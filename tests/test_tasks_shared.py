@@ -14,8 +14,8 @@ from tasks_fixtures import build_tiny_model
 
 from hanlm.cli import main
 from hanlm.tasks.base import ReadOptions
+from hanlm.tasks.examples import read_examples
 from hanlm.tasks.registry import get_task
-from hanlm.tasks.run import read_examples
 
 pytestmark = pytest.mark.shared_data
 

@@ -42,19 +42,11 @@ def task_inputs(cfg: StudyConfig, sources: Sources, files: dict[str, Path], spec
 
 def load_split(task_name: str, inputs: dict[str, Any]) -> tuple[list[Any], list[Any]]:
     """(train, test) examples exactly as `finetune` sees them (same reader, split and limit)."""
-    from hanlm.tasks.base import ReadOptions
+    from hanlm.tasks.examples import load_examples
     from hanlm.tasks.registry import get_task
-    from hanlm.tasks.split import parse_split, split_examples
 
-    task = get_task(task_name)
-    examples = task.read(Path(inputs["train"]), ReadOptions())
-    if inputs["split"]:
-        seed, fraction = parse_split(inputs["split"])
-        train, test = split_examples(examples, task.group_of, seed, fraction)
-    else:
-        train, test = examples, task.read(Path(inputs["dev"]), ReadOptions())
-    limit = inputs["limit"]
-    return (train[:limit], test[:limit]) if limit else (train, test)
+    return load_examples(get_task(task_name), inputs["train"], dev=inputs["dev"],
+                         split_dev=inputs["split"], limit=inputs["limit"])
 
 
 def finetune_steps(cfg: StudyConfig, task: str, n_train: int) -> int:

@@ -28,8 +28,9 @@ from hanlm import atomic, config
 from hanlm.atomic import write_skipped
 from hanlm.errors import HanlmError
 from hanlm.provenance import command_line
-from hanlm.tasks.base import Feature, ReadOptions, Task, key_examples
+from hanlm.tasks.base import Feature, ReadOptions, Task
 from hanlm.tasks.config import DataOptions, EvaluateConfig, FinetuneConfig, PredictConfig
+from hanlm.tasks.examples import held_out_part, load_examples, read_examples
 from hanlm.tasks.loop import Evaluation, predict_outputs, process_state, train
 from hanlm.tasks.modeling import (
     load_model,
@@ -39,7 +40,6 @@ from hanlm.tasks.modeling import (
     task_kwargs_from_model,
 )
 from hanlm.tasks.registry import customize, get_task
-from hanlm.tasks.split import parse_split, split_examples
 from hanlm.tasks.tokenizer_loading import load_tokenizer
 from hanlm.train.engine import RUN_FILE, Hooks, prepare_run_dir
 
@@ -68,29 +68,6 @@ def build_task(name: str, options: DataOptions, labels: tuple[str, ...] | None =
         (tuple(options.labels) if options.labels else None),
         format=None if options.format == "auto" else options.format, stride=options.stride,
     )
-
-
-def read_examples(task: Task, path: str | Path, read: ReadOptions) -> list[Any]:
-    examples = task.read(Path(path), read)
-    logger.info("%s: %d examples", path, len(examples))
-    if not examples:
-        raise HanlmError("no examples read", path=str(path))
-    key_examples(examples, path)
-    return examples
-
-
-def held_out_part(task: Task, examples: list[Any], opts: DataOptions) -> list[Any]:
-    """With --split-dev, the held-out part that finetune did not train on; then --limit."""
-    if opts.split_dev is not None:
-        seed, fraction = parse_split(opts.split_dev)
-        _, examples = split_examples(examples, task.group_of, seed, fraction)
-        logger.info("--split-dev %s: using the %d held-out examples", opts.split_dev,
-                    len(examples))
-    return _limit(examples, opts.limit)
-
-
-def _limit(examples: list[Any], limit: int | None) -> list[Any]:
-    return examples if limit is None else examples[:limit]
 
 
 def add_special_tokens(task: Task, tokenizer: Any, model: Any) -> None:
@@ -198,17 +175,9 @@ def _train_and_dev(task: Task, cfg: FinetuneConfig, read: ReadOptions
     if labels != task.labels:
         logger.info("labels inferred from %s: %s", cfg.train, ", ".join(labels))
         task = build_task(cfg.task, opts, labels=labels)
-    if opts.split_dev is not None:
-        if cfg.dev is not None:
-            raise HanlmError("--split-dev splits --train into train and dev; drop --dev")
-        seed, fraction = parse_split(opts.split_dev)
-        train_ex, dev_ex = split_examples(examples, task.group_of, seed, fraction)
-        logger.info("--split-dev %s: %d train / %d held-out examples", opts.split_dev,
-                    len(train_ex), len(dev_ex))
-    else:
-        train_ex = examples
-        dev_ex = read_examples(task, cfg.dev, read) if cfg.dev else []
-    return _limit(train_ex, opts.limit), _limit(dev_ex, opts.limit), task
+    train_ex, dev_ex = load_examples(task, cfg.train, dev=cfg.dev, split_dev=opts.split_dev,
+                                     limit=opts.limit, read=read, examples=examples)
+    return train_ex, dev_ex, task
 
 
 # ------------------------------------------------------------------------------ evaluate
@@ -244,7 +213,8 @@ def evaluate(cfg: EvaluateConfig) -> int:
     opts = dataclasses.replace(cfg.options, split_dev=_evaluation_split(cfg))
     task, model, tokenizer = _load_finetuned(cfg.task, cfg.model, opts)
     read = ReadOptions(encoding=opts.encoding, on_error=opts.on_error)
-    examples = held_out_part(task, read_examples(task, cfg.data, read), opts)
+    examples = held_out_part(task, read_examples(task, cfg.data, read), opts.split_dev,
+                             opts.limit)
     features = task.encode(examples, tokenizer, opts.max_len)
     start = time.perf_counter()
     predictions = run_inference(task, model, tokenizer, examples, features, cfg.batch_size,
@@ -316,7 +286,8 @@ def predict(cfg: PredictConfig) -> int:
     opts = cfg.options
     task, model, tokenizer = _load_finetuned(cfg.task, cfg.model, opts)
     read = ReadOptions(encoding=opts.encoding, on_error=opts.on_error, require_labels=False)
-    examples = held_out_part(task, read_examples(task, cfg.input, read), opts)
+    examples = held_out_part(task, read_examples(task, cfg.input, read), opts.split_dev,
+                             opts.limit)
     features = task.encode(examples, tokenizer, opts.max_len)
     predictions = run_inference(task, model, tokenizer, examples, features, cfg.batch_size,
                                 progress=True)
