@@ -331,3 +331,15 @@ def test_a_few_steps_on_one_batch_lower_the_loss():
         mlm.append(float(out.mlm_loss))
     assert sum(losses[-2:]) < 0.85 * sum(losses[:2]), losses
     assert sum(mlm[-2:]) < 0.85 * sum(mlm[:2]), mlm
+
+
+def test_sample_rows_draws_from_each_rows_distribution():
+    from hanlm.model.electra import sample_rows
+
+    torch.manual_seed(0)
+    probs = torch.tensor([[0.0, 0.2, 0.0, 0.8], [0.5, 0.0, 0.5, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    draws = torch.stack([sample_rows(probs) for _ in range(4000)])  # [draws, rows]
+    for row in range(3):
+        freq = torch.bincount(draws[:, row], minlength=4).float() / len(draws)
+        assert (freq[probs[row] == 0] == 0).all()  # never a token of probability 0
+        assert torch.allclose(freq, probs[row], atol=0.03)

@@ -161,7 +161,7 @@ class ElectraPretrainingModel(nn.Module):
             label_logits = logits32.gather(1, mlm_labels[:, None]).squeeze(1)
             mlm_correct = (label_logits >= logits32.amax(-1)).sum()
             # Sampling is discrete: the discriminator's loss sends no gradient to the generator.
-            sampled = torch.multinomial(F.softmax(logits32, dim=-1), 1).squeeze(1)
+            sampled = sample_rows(F.softmax(logits32, dim=-1))
             # Every chosen position gets a sample, whatever the collator put there (the [MASK],
             # random or kept 80/10/10 split only concerns the generator's input).
             replaced_ids = (
@@ -241,3 +241,15 @@ def load_electra_model(discriminator_dir: str | Path, generator_dir: str | Path,
     discriminator = ElectraForPreTraining.from_pretrained(discriminator_dir, use_safetensors=True)
     generator = ElectraForMaskedLM.from_pretrained(generator_dir, use_safetensors=True)
     return ElectraPretrainingModel(discriminator, generator, disc_weight)
+
+
+def sample_rows(probs: torch.Tensor) -> torch.Tensor:
+    """One token id per row of `probs` [rows, vocab], drawn from that row's distribution.
+
+    By inverting each row's cumulative distribution at one uniform number: `torch.multinomial`
+    draws an exponential variate for every entry instead (vocab-many per row, single-threaded on
+    a CPU), which made sampling half of an ELECTRA-tiny training step there (172 of 330 ms,
+    batch 32 x 128, 8,000-piece vocabulary)."""
+    cdf = probs.cumsum(-1)
+    u = torch.rand(probs.shape[0], 1, device=probs.device, dtype=cdf.dtype) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=probs.shape[-1] - 1)
