@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.common import machine, sync
+from bench.common import machine, matmul_flops_per_second, sync
 from bench.flops import Dims
 
 logger = logging.getLogger(__name__)
@@ -35,20 +35,6 @@ FULL = {"preset": "base", "steps": 60, "warmup": 10, "batch_size": 64, "max_len"
         "finetune_steps": 300, "finetune_limit": 30_000}
 DRY = {"preset": "tiny", "steps": 4, "warmup": 1, "batch_size": 8, "max_len": 64,
        "finetune_steps": 3, "finetune_limit": 200}
-
-
-def matmul_ceiling(dtype: torch.dtype, dev: torch.device, n: int = 4096) -> float:
-    """Best rate of an n x n matmul in `dtype` (FLOP/s): the ceiling MFU is measured against."""
-    a, b = (torch.randn(n, n, device=dev, dtype=dtype) for _ in range(2))
-    torch.mm(a, b)
-    sync(dev)
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        sync(dev)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
 
 
 class StepTimer:
@@ -150,7 +136,7 @@ def pretraining_speed(data: Path, work: Path, plan: dict, dev: torch.device) -> 
     dims = Dims.of(build_bert_config(plan["preset"], vocab_size=8000))
     useful_per_token = 3 * (dims.per_token() + dims.attention(mean_len) / mean_len
                             + 0.15 * dims.head_per_prediction())
-    ceiling = matmul_ceiling(torch.bfloat16 if bf16 else torch.float32, dev)
+    ceiling = matmul_flops_per_second(4096, repeats=5, dev=dev, dtype="bf16" if bf16 else "fp32")
     figures = {"precision": "bf16" if bf16 else "fp32", "mean_real_tokens": mean_len,
                "ceiling_tflops": ceiling / 1e12}
     for name, seconds in (("huggingface", hf), ("hanlm", ours)):

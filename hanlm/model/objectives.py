@@ -8,9 +8,9 @@
   fills the masked positions and a discriminator learns, on every token, which ones it
   replaced; same packed data as `mlm`.
 
-Where to add an objective: its name here, how its model is built, saved and exported (the
-functions below), and, if it needs other instances than the two kinds `hanlm data build` writes
-(NSP pairs, packed sequences), a writer in hanlm/data/instances.py.
+Where to add an objective: its name and the instances it trains on in hanlm/data/objective.py
+(a writer in hanlm/data/instances.py if neither NSP pairs nor packed sequences fit), and here
+how its model is built, saved and exported (the functions below).
 """
 
 from __future__ import annotations
@@ -19,11 +19,6 @@ from typing import Any
 
 from torch import nn
 
-from hanlm.data.objective import OBJECTIVES, data_kind, data_objective, resolve_objective
-
-__all__ = ["OBJECTIVES", "data_kind", "data_objective", "resolve_objective", "new_model",
-           "weights_module", "mlm_output_bias", "model_configs", "empty_model", "save_export",
-           "export_logits"]
 
 def new_model(objective: str, preset: str, *, vocab_size: int, max_positions: int, pad_id: int,
               dropout: float, attn_implementation: str, seed: int,

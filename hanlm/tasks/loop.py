@@ -35,7 +35,15 @@ from hanlm.tasks.base import Feature, Outputs
 from hanlm.tasks.batching import collate, eval_batches, padding_fraction, train_batches
 from hanlm.train.checkpoint import latest_checkpoint, save_training_checkpoint
 from hanlm.train.config import FinetuneTrainingConfig
-from hanlm.train.engine import Clock, Hooks, Runtime, budget_seconds, format_metrics, progress_bar
+from hanlm.train.engine import (
+    Clock,
+    Hooks,
+    Runtime,
+    budget_seconds,
+    budget_spent,
+    format_metrics,
+    progress_bar,
+)
 from hanlm.train.log import MetricsLog
 from hanlm.train.optim import Schedule, build_optimizer
 from hanlm.train.stop import StopRequested, all_agree
@@ -166,7 +174,7 @@ class _Trainer:
             self.state.cursor += per_step
             bar.update(1)
             self._after_step()
-            self.state.out_of_time = all_agree(self.acc, self.runtime.out_of_time(cfg, self.clock))
+            self.state.out_of_time = all_agree(self.acc, budget_spent(cfg, self.clock))
             if all_agree(self.acc, self._stop.signal is not None):
                 self._interrupt()
             if self._finished():

@@ -125,12 +125,14 @@ class Runtime:
         optimizer.zero_grad(set_to_none=True)
         return {"lr": lr, "grad_norm": float(grad_norm) if grad_norm is not None else None}
 
-    def out_of_time(self, training: TrainingConfig, clock: Clock) -> bool:
-        return training.max_minutes is not None and clock.elapsed() >= training.max_minutes * 60
-
 
 def budget_seconds(training: TrainingConfig) -> float | None:
     return None if training.max_minutes is None else training.max_minutes * 60
+
+
+def budget_spent(training: TrainingConfig, clock: Clock) -> bool:
+    budget = budget_seconds(training)
+    return budget is not None and clock.elapsed() >= budget
 
 
 RUN_FILE = "run.json"

@@ -20,6 +20,7 @@ import torch
 from hanlm import __version__, atomic
 from hanlm import config as config_lib
 from hanlm.data.batches import BatchSchedule, Collator, micro_batches, sample_lengths
+from hanlm.data.objective import resolve_objective
 from hanlm.data.shards import ShardReader, read_meta
 from hanlm.errors import HanlmError
 from hanlm.model import objectives
@@ -34,6 +35,7 @@ from hanlm.train.engine import (
     Hooks,
     Runtime,
     budget_seconds,
+    budget_spent,
     format_metrics,
     prepare_run_dir,
     progress_bar,
@@ -210,7 +212,7 @@ def _start(cfg: PretrainConfig) -> _Run:
     if meta["tokenizer_fingerprint"] != tok.fingerprint:
         raise HanlmError("the tokenizer copy in the data directory does not match its meta.json",
                          path=str(tok_dir))
-    objective = objectives.resolve_objective(cfg.objective, meta, cfg.data)
+    objective = resolve_objective(cfg.objective, meta, cfg.data)
     train_reader = ShardReader(cfg.data, "train")
     unigram = unigram_log_probs(train_reader, tok.vocab_size, tok.special_ids)
     model = build_model(cfg, tok, meta, unigram, objective)
@@ -294,7 +296,7 @@ def pretrain(cfg: PretrainConfig, hooks: Hooks | None = None) -> Path:
                 window.reset()
             if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps:
                 _evaluate(cfg, run, log, step)
-            out_of_time = run.runtime.out_of_time(cfg, clock)
+            out_of_time = budget_spent(cfg, clock)
             stop_now = all_agree(acc, stop.signal is not None or out_of_time)
             if step % cfg.save_every == 0 or stop_now:
                 save(step)
