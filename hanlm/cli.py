@@ -164,7 +164,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"hanlm {args.handler}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        _leave_process_group()
     return int(result) if isinstance(result, int) else 0
+
+
+def _leave_process_group() -> None:
+    """Under torchrun, close the process group before the interpreter exits: a gloo group left
+    open to exit-time teardown can abort a process ("terminate called without an active
+    exception") after its work is done, failing the whole launch."""
+    dist = sys.modules.get("torch.distributed")  # imported only by a verb that trains
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _dashed(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
