@@ -19,6 +19,9 @@ from hanlm.config import opt
 from hanlm.data.masking import MaskingConfig
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+# The help of every verb's --precision (training's and inference's: one meaning).
+PRECISION_HELP = ("auto = the faster of fp32 and bf16 measured on this machine (logged), fp16 "
+                  "only when asked (GPU)")
 
 
 @dataclass
@@ -60,9 +63,7 @@ class TrainingConfig:
     batch_size: int = opt(32, "sequences per micro-batch per process", min=1)
     grad_accum: int = opt(1, "micro-batches per optimizer step", min=1)
     seed: int = opt(42, "seed for initialisation, data order, masking and dropout")
-    precision: Precision = opt(
-        "auto", "auto = the faster of fp32 and bf16 measured on this machine (logged), fp16 "
-        "only when asked")
+    precision: Precision = opt("auto", PRECISION_HELP)
     threads: int = opt(0, "CPU threads for PyTorch (0 = its default)", min=0)
     log_every: int = opt(10, "log training metrics every N steps", min=1)
     eval_every: int | None = opt(
