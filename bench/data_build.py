@@ -21,34 +21,21 @@ import argparse
 import cProfile
 import json
 import pstats
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from bench import corpus
+from bench.children import cpu_seconds, peak_memory, run_child, time_encode
 from bench.common import machine, write_json
 
 
 def child_bare(corpus_file: str, tokenizer: str) -> dict:
-    from tokenizers import Tokenizer
-
     from hanlm.text import read_texts
 
-    texts = list(read_texts([corpus_file], corpus.reader_config()))
-    tok = Tokenizer.from_file(f"{tokenizer}/tokenizer.json")
-    start, cpu = time.perf_counter(), cpu_seconds()
-    tok.encode_batch(texts, add_special_tokens=False)
-    seconds, cpu_s = time.perf_counter() - start, cpu_seconds() - cpu
-    # The stricter baseline: the same call without offsets, which hanlm's build uses.
-    start, cpu = time.perf_counter(), cpu_seconds()
-    tok.encode_batch_fast(texts, add_special_tokens=False)
-    return {"seconds": seconds, "cpu_seconds": cpu_s,
-            "fast_seconds": time.perf_counter() - start, "fast_cpu_seconds": cpu_seconds() - cpu,
-            "bytes": sum(len(t.encode()) for t in texts), "texts": len(texts)}
+    return time_encode(list(read_texts([corpus_file], corpus.reader_config())), tokenizer)
 
 
 def child_hanlm(corpus_file: str, tokenizer: str, out: str) -> dict:
@@ -58,26 +45,6 @@ def child_hanlm(corpus_file: str, tokenizer: str, out: str) -> dict:
     build_dataset(DataBuildConfig(corpus=[corpus_file], tokenizer=tokenizer, out=out, overwrite=True,
                                   reader=corpus.reader_config()))
     return {"seconds": time.perf_counter() - start, "cpu_seconds": cpu_seconds() - cpu}
-
-
-def cpu_seconds() -> float:
-    """User + system CPU time of this process (all its threads) and of its finished children
-    (the build's worker processes): on a loaded machine, the measure that other processes
-    barely move."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def run_child(*args: str) -> dict:
-    """Run one measurement in a fresh process; add its peak RSS (itself, and its largest child)."""
-    out = subprocess.run([sys.executable, "-m", "bench.data_build", "--child", *args], capture_output=True,
-                         text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def peak_memory() -> dict:
-    return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "peak_rss_children_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
 def profile_build(corpus_file: str, tokenizer: str, top: int = 15) -> dict:

@@ -234,6 +234,59 @@ def test_data_build_ratios_are_medians_of_within_pair_ratios():
     assert entry["hanlm_over_bare_fast_each"] == [0.25, 0.375, 0.4] and entry["hanlm_over_bare_fast"] == 0.375
 
 
+@pytest.mark.shared_data
+def test_corpus_scale_bench_runs_end_to_end_on_a_prefix_of_both_sources(tmp_path, shared_data):
+    from bench import corpus_scale
+
+    report = corpus_scale.main(["--limit-mb", "0.4", "--sample-mb", "0.1", "--tokenizer-mb", "0.2",
+                                "--vocab-size", "2000", "--shared", str(shared_data),
+                                "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "data_build-corpus-scale-limit0.4mb.json").is_file()  # never the full run's file
+    assert {p.name for p in (tmp_path / "work" / "prefix-0.4mb").iterdir()} == {
+        "kowiki_text_AA.txt.gz", "kowiki_text_AB.txt.gz", "reviews.tsv.gz"}
+    assert set(report["builds"]) == {"full-w1", "full-w2", "prefix0.25-w1", "prefix0.25-w2"}
+    assert report["reads"]["full"]["bytes"] > 3 * report["reads"]["prefix0.25"]["bytes"] > 0
+    for build in report["builds"].values():
+        assert build["tokens"] > 0 and build["tokens_per_second"] > 0 and build["peak_rss_mb"] > 0
+    assert report["builds"]["full-w2"]["peak_rss_children_mb"] > 0  # a worker ran and was counted
+    assert report["builds"]["full-w1"]["workers_cpu_seconds"] == 0  # one worker = in the main process
+    summary = report["summary"]
+    assert summary["bare_threads_used"] < 1.5  # RAYON_NUM_THREADS=1 holds the Rust pool to one thread
+    assert summary["full-w1_over_bare_per_core"] > 0 and summary["speedup_2_over_1_worker"] > 0
+    assert [(r["cores"], r["corpus_gb"]) for r in report["extrapolation"]["rows"]] == [
+        (16, 10), (16, 30), (64, 10), (64, 30)]
+
+
+def test_corpus_scale_extrapolation_scales_workers_up_to_the_main_process():
+    from bench.corpus_scale import extrapolate
+
+    rows = extrapolate(2.0, 0.8, 100.0, 400.0, 100.0)["rows"]
+    by = {(r["cores"], r["corpus_gb"]): r for r in rows}
+    assert by[16, 10]["mb_per_second"] == pytest.approx(16 * 2.0 * 0.8)  # 25.6 MB/s, under the cap
+    assert by[16, 10]["bound_by"] == "workers"
+    assert by[16, 30]["hours"] == pytest.approx(30_000 / 25.6 / 3600)
+    assert by[64, 10]["mb_per_second"] == 100.0 and by[64, 10]["bound_by"] == "main process"  # 102.4 > 100
+    assert by[64, 30]["hours"] == pytest.approx(30_000 / 100.0 / 3600)
+    assert by[64, 10]["peak_rss_gb"] == pytest.approx((400 + 64 * 100) / 1024)
+    # a measured speedup above 2 (noise) is not extrapolated as superlinear
+    assert extrapolate(2.0, 1.3, 1e9, 0, 0)["rows"][0]["mb_per_second"] == pytest.approx(32.0)
+
+
+def test_corpus_scale_prefixes_end_at_a_document_boundary(tmp_path):
+    import gzip
+
+    from bench.corpus_scale import prefix_copy
+
+    wiki, table = tmp_path / "wiki.txt.gz", tmp_path / "t.tsv.gz"
+    doc = '<doc id="{}" url="u" title="t">\nt\n' + "가나다 " * 20 + "\n</doc>\n"
+    wiki.write_bytes(gzip.compress("".join(doc.format(k) for k in range(5)).encode()))
+    table.write_bytes(gzip.compress(("review_id\treview\n" + "1\t좋다\n" * 50).encode()))
+    cut = gzip.decompress(prefix_copy(wiki, tmp_path / "a" / wiki.name, 10).read_bytes()).decode()
+    assert cut == doc.format(0)  # the whole first document, not its first 10 bytes
+    rows = gzip.decompress(prefix_copy(table, tmp_path / "a" / table.name, 30).read_bytes()).decode()
+    assert rows.startswith("review_id\treview\n") and rows.endswith("\n") and rows.count("\n") == 3  # 17 + 9 + 9 >= 30 bytes
+
+
 def test_time_to_loss_says_when_hanlm_starts_below_the_baselines_final_loss():
     from bench.pretrain import time_to_loss
 

@@ -179,7 +179,7 @@ def test_quick_plan_resolves_overrides():
     cfg = resolve(StudyConfig(quick=True, preset="mini", seeds=[3, 4])).cfg
     assert cfg.mode == "quick" and cfg.preset == "mini" and cfg.seeds == [3, 4]
     assert cfg.target_chars == 2_000_000  # the quick default
-    assert len(run_specs(cfg)) == 2 * 3 * (3 + 2)
+    assert len(run_specs(cfg)) == 2 * 4 * (3 + 2)  # review, general, continued, random
 
 
 def test_a_setting_given_with_quick_wins_even_when_it_equals_the_default():
@@ -253,11 +253,14 @@ def test_each_stage_is_keyed_by_the_settings_it_reads(tmp_path):
     pretraining = {"pretrain/review-short", "pretrain/review", "export/review-short",
                    "export/review", "random-init", "pretrain/general-short", "pretrain/general",
                    "export/general-short", "export/general"}
-    assert _stale(StudyConfig(**base, pretrain_lr=1e-3)) == pretraining
+    # The quick study continues the general model: downstream of it, and of its own lr alone.
+    continued = {"pretrain/continued", "export/continued"}
+    assert _stale(StudyConfig(**base, pretrain_lr=1e-3)) == pretraining | continued
+    assert _stale(StudyConfig(**base, continued_lr=1e-4)) == continued
     assert _stale(StudyConfig(**base, nsmc_test=10)) == {"task files"}
     assert _stale(StudyConfig(**base, vocab_size=300)) == {
         "tokenizer/review", "tokenizer/general", "data/review-short", "data/review",
-        "data/general-short", "data/general", *pretraining}
+        "data/general-short", "data/general", "data/continued", *pretraining, *continued}
 
 
 def test_stages_made_with_other_settings_are_refused_or_redone_with_overwrite(tmp_path):
@@ -407,6 +410,64 @@ def _run_rows(means: dict[str, list[float]]) -> list[dict]:
             for seed, value in enumerate(values, 1)]
 
 
+def test_continued_models_start_from_the_general_model_of_each_bert_objective(tmp_path):
+    study = resolve(StudyConfig(quick=True, work_dir=str(tmp_path), continued=True,
+                                objectives=["bert", "mlm", "electra"], continued_lr=3e-4))
+    assert model_names(study.cfg)[-3:] == ["continued", "continued-mlm", "random"]
+    by_name = {s.name: s for s in stages.stage_list(study)}
+    assert not any(n.startswith("pretrain/continued-electra") for n in by_name)
+    for name, init, data in (("continued", "general", "continued"),
+                             ("continued-mlm", "general-mlm", "continued-packed")):
+        pretrain = by_name[f"pretrain/{name}"]
+        assert pretrain.after == (f"data/{data}", f"export/{init}")
+        assert pretrain.settings.init_model == init and pretrain.settings.pretrain_lr == 3e-4
+        phase = pretrain.settings.phase
+        assert (phase.steps, phase.max_len, phase.init_from) == (study.cfg.pretrain_steps,
+                                                                  study.cfg.max_len, None)
+        run = stages.pretrain_config(pretrain.settings, study.work)
+        assert run.init_from == str(study.work.model(init)) and run.optim.lr == 3e-4
+        assert run.data == str(study.work.data(data, ""))
+    assert by_name["data/continued"].after == ("tokenizer/general",)
+    # The continued stages come after the general model they start from.
+    order = list(by_name)
+    assert order.index("export/general") < order.index("pretrain/continued")
+    assert not any(n.startswith(("data/continued", "pretrain/continued"))
+                   for n in {s.name for s in stages.stage_list(resolve(StudyConfig(
+                       quick=True, work_dir=str(tmp_path), continued=False)))})
+
+
+def test_continued_data_reads_the_review_text_with_the_general_vocabulary(tmp_path, monkeypatch):
+    from hanlm.data import build
+
+    seen = []
+    monkeypatch.setattr(build, "build_dataset", lambda cfg: seen.append(cfg))
+    study = resolve(StudyConfig(quick=True, work_dir=str(tmp_path), continued=True))
+    stage = next(s for s in stages.stage_list(study) if s.name == "data/continued")
+    stage.run(stage.settings, study.work, cached=False)
+    assert seen[0].corpus == [str(study.work.corpus("review"))]
+    assert seen[0].tokenizer == str(study.work.tokenizer("general"))
+
+
+def test_the_continued_summary_compares_with_review_and_general_of_its_objective():
+    from hanlm.study.summary import continued_summary, continued_text
+
+    def cell(mean, std):
+        return {"mean": mean, "std": std, "n": 3}
+
+    table = {m: {"nsmc": cell(*v), "klue-nli": cell(None, None), "klue-ner": cell(50.0, 1.0)}
+             for m, v in {"review": (80.0, 0.5), "general": (78.0, 0.5),
+                          "continued": (80.4, 0.5), "review-mlm": (81.0, 0.2),
+                          "general-mlm": (79.0, 0.2), "continued-mlm": (82.0, 0.2)}.items()}
+    out = continued_summary(table)
+    nsmc = out["continued"]["nsmc"]
+    assert nsmc["review"]["lead"] == pytest.approx(0.4) and nsmc["review"]["beyond_std"] is False
+    assert nsmc["general"]["lead"] == pytest.approx(2.4) and nsmc["general"]["beyond_std"]
+    assert out["continued-mlm"]["nsmc"]["review"]["mean"] == 81.0  # its own objective's
+    assert "klue-nli" not in out["continued"]
+    text = continued_text(out)
+    assert "NSMC acc. 80.4 (+0.4 vs review (within seed deviation), +2.4 vs general" in text
+
+
 def test_the_report_has_a_row_per_objective_and_says_which_wins_where():
     runs = _run_rows({"review": [80.0, 80.4], "general": [70.0, 70.2],
                       "review-electra": [82.0, 82.2], "general-electra": [70.1, 69.9],
@@ -513,8 +574,8 @@ MICRO = dict(target_chars=150, vocab_size=200, pretrain_steps=4, pretrain_batch_
              fractions=[0.25, 1.0], klue_split="1:0.34", klue_limit=0, seeds=[1], finetune_epochs=1.0, klue_finetune_epochs=1.0,
              finetune_min_steps=2,
              preset="tiny", re_share=0.3, full_nsmc_baseline=True,
-             objectives=["bert", "electra"], full_nsmc=True, full_nsmc_seeds=[1])
-MICRO_MODELS = {"review", "general", "review-electra", "general-electra", "random"}
+             objectives=["bert", "electra"], full_nsmc=True, full_nsmc_seeds=[1], continued=True)
+MICRO_MODELS = {"review", "general", "review-electra", "general-electra", "continued", "random"}
 
 
 @pytest.mark.slow
@@ -525,7 +586,7 @@ def test_micro_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
                       **MICRO)
     assert run_study(cfg) == 0
     results = json.loads((tmp_path / "results" / "results.json").read_text(encoding="utf-8"))
-    assert len(results["runs"]) == 5 * (3 + 1)
+    assert len(results["runs"]) == 6 * (3 + 1)
     assert {r["model"] for r in results["runs"]} == MICRO_MODELS
     assert results["pretraining"]["review"]["steps"] == 4
     assert results["pretraining"]["general-electra"]["objective"] == "electra"
@@ -557,6 +618,20 @@ def test_micro_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     assert "| review-pretrained, MLM + NSP |" in printed and "Goal:" in printed
     assert "| review-pretrained, ELECTRA |" in printed and "Objectives, best first" in printed
     assert "Full NSMC:" in printed
+    # The general model continued on the review text, read with the general vocabulary, for
+    # the review model's step budget in one phase.
+    assert [(p["steps"], p["max_len"]) for p in results["pretraining"]["continued"]["phases"]] == [
+        (4, 32)]
+    assert "general-electra" not in {m for m in table if m.startswith("continued")}
+    meta = json.loads((tmp_path / "work" / "data-continued" / "meta.json").read_text())
+    general = json.loads((tmp_path / "work" / "data-general" / "meta.json").read_text())
+    assert meta["tokenizer_fingerprint"] == general["tokenizer_fingerprint"]
+    assert meta["documents"] == json.loads(
+        (tmp_path / "work" / "data-review" / "meta.json").read_text())["documents"]
+    assert set(results["summary"]["continued"]["continued"]["nsmc"]) == {"mean", "review",
+                                                                         "general"}
+    assert "| general, continued on reviews, MLM + NSP |" in printed
+    assert "Continued pretraining" in printed
     # The models carry the pretraining dropout (0), which fine-tuning uses unless told otherwise.
     work = tmp_path / "work"
     assert json.loads((work / "model-review" / "config.json").read_text())["hidden_dropout_prob"] == 0
@@ -568,12 +643,12 @@ def test_micro_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     assert after == before
     # A fine-tuning setting redoes only the runs it changes.
     finished = {p.parent: p.stat().st_mtime_ns for p in (work / "finetune").rglob("metrics.json")}
-    assert len(finished) == 5 * 4 + 3
+    assert len(finished) == 6 * 4 + 3
     assert run_study(StudyConfig(work_dir=str(work), results=str(tmp_path / "r1"),
                                  **{**MICRO, "klue_finetune_epochs": 5.0})) == 0
     redone = {d for d, t in finished.items() if (d / "metrics.json").stat().st_mtime_ns != t}
     assert {d.relative_to(work / "finetune").parts[1] for d in redone} == {"klue-nli", "klue-ner"}
-    assert len(redone) == 5 * 2
+    assert len(redone) == 6 * 2
     # A model whose weights changed (pretrained again) redoes exactly the runs that read it.
     weights = work / "model-general" / "model.safetensors"
     tensors = load_file(weights)

@@ -123,6 +123,16 @@ class StudyConfig:
         None, "dropout while fine-tuning every model (default: the models' own, which is "
         "--pretrain-dropout; BERT's 0.1 scored no better on a validation split, docs/RESULTS.md)",
         min=0)
+    # Off by default: it adds a pretraining as long as a review model's per objective, and its
+    # fine-tuning (~40 minutes on 2 cores with bert alone), past the default study's 2 hours.
+    continued: bool = opt(False, "also continue each general model on the review corpus (its "
+                          "own general vocabulary, the step budget of a review model), as "
+                          "`hanlm pretrain --init-from` adapts a user's checkpoint: "
+                          "domain-adaptive pretraining against review-from-scratch and general")
+    continued_lr: float = opt(
+        5e-4, "peak learning rate of the continued pretraining (lower than from scratch, as "
+        "domain-adaptive pretraining is run, so the warm-up does not undo the general model)",
+        min=0, exclusive_min=True)
     re_share: float = opt(0.1, "share of KLUE-RE sentences in the general corpus", min=0)
     seed: int = opt(0, "seed of corpus sampling, subsamples, pretraining and random init")
     full_nsmc_baseline: bool = opt(True, "also fit TF-IDF + LR on all 150K NSMC reviews and "

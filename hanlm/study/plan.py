@@ -32,6 +32,23 @@ def model_name(corpus: str, objective: str) -> str:
     return corpus if objective == "bert" else f"{corpus}-{objective}"
 
 
+# Domain-adaptive pretraining (`--continued`): the general model of an objective, continued on
+# the review text read with its own (general) vocabulary, as `hanlm data build --tokenizer
+# MODEL_DIR` and `hanlm pretrain --init-from MODEL_DIR` continue a user's checkpoint. In the
+# study it is a pretraining "corpus" of its own: the review text, the general vocabulary.
+CONTINUED = "continued"
+
+
+def corpus_text(corpus: str) -> str:
+    """The corpus file a pretraining corpus reads."""
+    return "review" if corpus == CONTINUED else corpus
+
+
+def corpus_vocabulary(corpus: str) -> str:
+    """The corpus whose tokenizer a pretraining corpus is read with."""
+    return "general" if corpus == CONTINUED else corpus
+
+
 def data_name(corpus: str, objective: str) -> str:
     """The data build an objective reads: NSP pairs (`review`) or packed sequences
     (`review-packed`, shared by mlm and electra)."""
@@ -51,10 +68,25 @@ class Pretrained:
     def data(self) -> str:
         return data_name(self.corpus, self.objective)
 
+    @property
+    def init_model(self) -> str | None:
+        """The model a continued pretraining starts from: the general one of its objective."""
+        return model_name("general", self.objective) if self.corpus == CONTINUED else None
+
 
 def pretrained_models(cfg: StudyConfig) -> list[Pretrained]:
-    """One pretraining per (objective, corpus), objectives in the order given."""
-    return [Pretrained(corpus, objective) for objective in cfg.objectives for corpus in CORPORA]
+    """One pretraining per (objective, corpus), objectives in the order given; then, with
+    --continued, the continued models."""
+    return ([Pretrained(corpus, objective) for objective in cfg.objectives for corpus in CORPORA]
+            + continued_models(cfg))
+
+
+def continued_models(cfg: StudyConfig) -> list[Pretrained]:
+    """With --continued, one per objective that `hanlm pretrain --init-from` can continue (a
+    BERT: not ELECTRA, whose discriminator and generator it does not load)."""
+    if not cfg.continued:
+        return []
+    return [Pretrained(CONTINUED, o) for o in cfg.objectives if o != "electra"]
 
 
 def model_names(cfg: StudyConfig) -> list[str]:
@@ -156,6 +188,18 @@ def pretrain_phases(cfg: StudyConfig, objective: str = "bert") -> list[Phase]:
     ]
 
 
+def model_phases(cfg: StudyConfig, model: Pretrained) -> list[Phase]:
+    """A model's pretraining phases. A continued model has one at max_len with the whole budget
+    of a review model (its tokens: both phases hold as many per step): the general model it
+    starts from has left the early plateau the short phase is for."""
+    if model.corpus != CONTINUED:
+        return pretrain_phases(cfg, model.objective)
+    timed = cfg.pretrain_budget == "minutes"
+    return [Phase("", cfg.max_len, cfg.pretrain_batch_size, cfg.pretrain_steps,
+                  cfg.pretrain_minutes, None,
+                  budget_minutes=round(cfg.pretrain_minutes, 6) if timed else None)]
+
+
 def fraction_name(fraction: float) -> str:
     return f"{fraction * 100:g}pct"
 
@@ -201,10 +245,11 @@ def log_plan(study: Study) -> None:
         (f"{p.budget_minutes:g} min" if timed else f"{p.steps} steps")
         + f" x {p.batch_size} sequences of {p.max_len} tokens" for p in pretrain_phases(cfg))
     if "electra" in cfg.objectives and len(pretrain_phases(cfg)) > 1:
-        phases += " (electra: one phase of 128-token sequences)"
+        phases += f" (electra: one phase of {cfg.max_len}-token sequences)"
     budget = (f"{cfg.pretrain_minutes:g} min of wall-clock each (steps: as many as fit)" if timed
               else f"cap {cfg.pretrain_minutes:g} min each")
     models = model_names(cfg)
+    continued = continued_models(cfg)
     full = full_nsmc_specs(cfg)
     dropout = cfg.pretrain_dropout if cfg.finetune_dropout is None else cfg.finetune_dropout
     lines = [
@@ -213,8 +258,8 @@ def log_plan(study: Study) -> None:
         f"  corpora: review vs general, {cfg.target_chars:,} characters each",
         f"  tokenizers: WordPiece, vocabulary {cfg.vocab_size:,} each",
         f"  pretraining: objectives {', '.join(cfg.objectives)} x (review, general) = "
-        f"{len(models) - 1} models; {cfg.preset}, {phases}, lr {cfg.pretrain_lr:g}, dropout "
-        f"{cfg.pretrain_dropout:g}, {budget}",
+        f"{len(models) - 1 - len(continued)} models; {cfg.preset}, {phases}, lr "
+        f"{cfg.pretrain_lr:g}, dropout {cfg.pretrain_dropout:g}, {budget}",
         f"  fine-tuning: {len(run_specs(cfg))} runs = {len(models)} models "
         f"({', '.join(models)}) x ({len(TASKS)} tasks"
         f" + {len(cfg.fractions) - 1} NSMC fractions) x {len(cfg.seeds)} seed(s); "
@@ -228,6 +273,13 @@ def log_plan(study: Study) -> None:
         "  baselines: TF-IDF + logistic regression on the same examples"
         + ("; and on all NSMC files" if cfg.full_nsmc_baseline or full else ""),
     ]
+    if continued:
+        lines.insert(5, f"  continued: {', '.join(m.init_model or '' for m in continued)} "
+                     f"continued on the review corpus with the general vocabulary, "
+                     f"{cfg.pretrain_steps} steps x {cfg.pretrain_batch_size} sequences of "
+                     f"{cfg.max_len} tokens, lr {cfg.continued_lr:g}"
+                     + (" (electra: not continued, --init-from loads a BERT)"
+                        if "electra" in cfg.objectives else ""))
     if full:
         lines.append(f"  full NSMC: {len(full)} runs = {', '.join(full_nsmc_models(cfg))} x "
                      f"seeds {', '.join(map(str, cfg.full_nsmc_seeds))} on all training "

@@ -15,6 +15,7 @@ from hanlm.study.summary import (
     PLOTS,
     TASK_NAMES,
     context_note,
+    continued_text,
     label,
     objective_count,
     objectives_text,
@@ -163,8 +164,10 @@ def facts_markdown(results: dict) -> str:
             ("mlm_accuracy", "MLM accuracy" + (" (generator)" if "rtd_accuracy" in ev else "")),
             ("nsp_accuracy", "NSP accuracy"), ("rtd_accuracy", "replaced-token accuracy"))
             if key in ev)
+        start = (f", from the general model at lr {plan['continued_lr']:g}"
+                 if p.get("corpus") == "continued" else "")
         lines.append(f"- pretraining {name} ({OBJECTIVE_NAMES.get(p.get('objective', 'bert'))}): "
-                     f"{plan['preset']}, {budget} ({phases}) in {p['seconds']:.0f} s; held-out "
+                     f"{plan['preset']}, {budget} ({phases}){start} in {p['seconds']:.0f} s; held-out "
                      f"{heads or 'figures: none (no held-out split)'}{context_note(ev)}")
     t = results["timings"]
     lines.append(f"- wall time of this invocation: {t['this_invocation_seconds'] / 60:.1f} min; "
@@ -179,6 +182,9 @@ def summary_text(results: dict) -> str:
              table_markdown(s)]
     if s.get("objectives"):
         parts.append(objectives_text(s["objectives"]))
+    if s.get("continued"):
+        parts.append("Continued pretraining, each against its objective's review-pretrained "
+                     "and general-pretrained models:\n" + continued_text(s["continued"]))
     parts += ["NSMC accuracy by training fraction (examples):", efficiency_markdown(s),
               "Pretraining domain x task domain:", domain_markdown(s)]
     if s.get("full_nsmc"):

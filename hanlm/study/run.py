@@ -19,7 +19,7 @@ from hanlm.study.config import StudyConfig
 from hanlm.study.corpora import Sources
 from hanlm.study.finetune import baseline_stage, finetune_stage
 from hanlm.study.full_nsmc import full_nsmc_stage
-from hanlm.study.plan import Study, log_plan, pretrain_phases, pretrained_models, resolve
+from hanlm.study.plan import Study, log_plan, model_phases, pretrained_models, resolve
 from hanlm.study.stages import stage_list
 
 __all__ = ["StudyConfig", "run_study"]
@@ -58,5 +58,5 @@ def run_study(cfg: StudyConfig) -> int:
 def _pretraining(study: Study) -> dict[str, Any]:
     """Each pretrained model's pretraining summed over its phases."""
     return {m.name: {"corpus": m.corpus, "objective": m.objective, **summary.pretraining_summary(
-        [study.work.pretrain(m.name, p.suffix) for p in pretrain_phases(study.cfg, m.objective)])}
+        [study.work.pretrain(m.name, p.suffix) for p in model_phases(study.cfg, m)])}
         for m in pretrained_models(study.cfg)}

@@ -33,8 +33,12 @@ from hanlm.study.plan import (
     Phase,
     Pretrained,
     Study,
+    continued_models,
+    corpus_text,
+    corpus_vocabulary,
     fraction_name,
     model_name,
+    model_phases,
     pretrain_phases,
     pretrained_models,
 )
@@ -102,7 +106,8 @@ def data_stage(s: DataSettings, work: WorkDir, *, cached: bool) -> Path:
     out = work.data(s.name, s.phase)
     if not cached:
         build_dataset(DataBuildConfig(
-            corpus=[str(work.corpus(s.corpus))], tokenizer=str(work.tokenizer(s.corpus)),
+            corpus=[str(work.corpus(corpus_text(s.corpus)))],
+            tokenizer=str(work.tokenizer(corpus_vocabulary(s.corpus))),
             out=str(out), max_len=s.max_len, seed=s.seed, workers=min(2, os.cpu_count() or 1),
             chunk_chars=1_000_000, resume=out.exists(), reader=CorpusConfig(format="docs"),
             objective="bert" if s.kind == "pairs" else "mlm"))
@@ -119,6 +124,7 @@ class PretrainSettings:
     pretrain_mlm_probability: float
     seed: int
     objective: str = dataclasses.field(default="bert", metadata=keyed_since("bert"))
+    init_model: str | None = dataclasses.field(default=None, metadata=keyed_since(None))
 
     @property
     def model(self) -> Pretrained:
@@ -133,7 +139,8 @@ def pretrain_config(s: PretrainSettings, work: WorkDir) -> Any:
 
     name = s.model.name
     phase, out = s.phase, work.pretrain(name, s.phase.suffix)
-    init_from = str(work.model(name, phase.init_from)) if phase.init_from is not None else None
+    init_from = (str(work.model(s.init_model)) if s.init_model is not None else
+                 str(work.model(name, phase.init_from)) if phase.init_from is not None else None)
     # Evaluations and checkpoints paced by the step budget, also when time ends the run.
     return PretrainConfig(
         data=str(work.data(s.model.data, phase.suffix)), out=str(out), preset=s.preset,  # type: ignore[arg-type]
@@ -274,7 +281,7 @@ def _pretraining_stages(study: Study, corpus: str) -> list[Stage]:
             before = () if own.init_from is None else (f"export/{m.name}{own.init_from}",)
             stages += [
                 Stage(f"pretrain/{key}", pick(PretrainSettings, cfg, corpus=corpus, phase=own,
-                                              objective=m.objective),
+                                              objective=m.objective, init_model=None),
                       pretrain_stage, work.pretrain(m.name, own.suffix) / "final_metrics.json",
                       (work.pretrain(m.name, own.suffix),),
                       (f"data/{m.data}{own.suffix}", *before)),
@@ -283,6 +290,33 @@ def _pretraining_stages(study: Study, corpus: str) -> list[Stage]:
                       export_stage, work.model(m.name, own.suffix) / "config.json",
                       (work.model(m.name, own.suffix),), (f"pretrain/{key}",)),
             ]
+    return stages
+
+
+def _continued_stages(study: Study) -> list[Stage]:
+    """Per continued model: the review text built with the general vocabulary (one build per
+    data kind), the pretraining from the general model's export, and its export."""
+    cfg, work, stages = study.cfg, study.work, []
+    models = continued_models(cfg)
+    for kind in dict.fromkeys(data_kind(m.objective) for m in models):
+        data = pick(DataSettings, cfg, corpus=models[0].corpus, phase="", max_len=cfg.max_len,
+                    kind=kind)
+        stages.append(Stage(f"data/{data.name}", data, data_stage,
+                            work.data(data.name, "") / "meta.json", (work.data(data.name, ""),),
+                            (f"tokenizer/{corpus_vocabulary(data.corpus)}",)))
+    for m in models:
+        (phase,) = model_phases(cfg, m)
+        stages += [
+            Stage(f"pretrain/{m.name}", pick(PretrainSettings, cfg, corpus=m.corpus, phase=phase,
+                                             objective=m.objective, init_model=m.init_model,
+                                             pretrain_lr=cfg.continued_lr),
+                  pretrain_stage, work.pretrain(m.name, "") / "final_metrics.json",
+                  (work.pretrain(m.name, ""),), (f"data/{m.data}", f"export/{m.init_model}")),
+            Stage(f"export/{m.name}", pick(ExportSettings, cfg, corpus=m.corpus, phase="",
+                                           objective=m.objective),
+                  export_stage, work.model(m.name) / "config.json", (work.model(m.name),),
+                  (f"pretrain/{m.name}",)),
+        ]
     return stages
 
 
@@ -300,6 +334,7 @@ def stage_list(study: Study) -> list[Stage]:
                     work.corpora_report, (work.corpora,))]
     for corpus in CORPORA:
         stages += _pretraining_stages(study, corpus)
+    stages += _continued_stages(study)
     reference = random_reference(cfg)
     return stages + [
         Stage("random-init", pick(RandomSettings, cfg, reference=reference), random_stage,

@@ -19,9 +19,11 @@ from hanlm.config import read_yaml
 from hanlm.train.log import read_metrics
 
 MODEL_NAMES = {"review": "review-pretrained", "general": "general-pretrained",
-               "random": "random init", "tfidf": "TF-IDF + LR"}
+               "continued": "general, continued on reviews", "random": "random init",
+               "tfidf": "TF-IDF + LR"}
 OBJECTIVE_NAMES = {"bert": "MLM + NSP", "mlm": "MLM", "electra": "ELECTRA"}
 CORPORA = ("review", "general")
+PRETRAINED = (*CORPORA, "continued")  # `hanlm.study.plan.CONTINUED`
 TASK_NAMES = {"nsmc": "NSMC acc.", "klue-nli": "KLUE-NLI acc.", "klue-ner": "KLUE-NER entity F1"}
 TASK_DOMAIN = {"nsmc": "review", "klue-nli": "general", "klue-ner": "general"}
 PLOTS = ("pretraining_loss.png", "data_efficiency.png", "domain_heatmap.png")
@@ -31,7 +33,7 @@ def parse_model(model: str) -> tuple[str, str] | None:
     """(corpus, objective) of a pretrained model's name (`review`, `general-electra`, ...);
     None for random init and the baseline."""
     corpus, _, objective = model.partition("-")
-    if corpus not in CORPORA:
+    if corpus not in PRETRAINED:
         return None
     return corpus, objective or "bert"
 
@@ -137,6 +139,34 @@ def summarize(runs: list[dict], baselines: list[dict], *, review_model: str = "r
         out["objectives_line"] = objectives_text(out["objectives"])
     if full_nsmc:
         out["full_nsmc"] = full_nsmc_summary(full_nsmc)
+    if continued := continued_summary(table):
+        out["continued"] = continued
+    return out
+
+
+def continued_summary(table: dict) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per continued model and task: its mean against the review and general models of its
+    objective, and whether it beats each by more than the larger seed deviation of the pair
+    (None with one seed: no deviation to judge by)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for model in [m for m in table if (p := parse_model(m)) and p[0] == "continued"]:
+        objective = parse_model(model)[1]  # type: ignore[index]
+        out[model] = {}
+        for task in TASK_NAMES:
+            own = table[model][task]
+            if own["mean"] is None:
+                continue
+            entry: dict[str, Any] = {"mean": own["mean"]}
+            for corpus in CORPORA:
+                other = table.get(corpus if objective == "bert" else f"{corpus}-{objective}",
+                                  {}).get(task, {})
+                if other.get("mean") is None:
+                    continue
+                lead = own["mean"] - other["mean"]
+                stds = [own["std"], other["std"]]
+                entry[corpus] = {"mean": other["mean"], "lead": lead,
+                                 "beyond_std": None if None in stds else lead > max(stds)}
+            out[model][task] = entry
     return out
 
 
@@ -273,6 +303,22 @@ def collect(*, plan: dict, corpora: dict, pretraining: dict, runs: list[dict],
 
 
 # ------------------------------------------------------------------------------ text
+
+
+def continued_text(continued: dict) -> str:
+    """One line per continued model: its lead over review-from-scratch and general per task."""
+    lines = []
+    for model, tasks in continued.items():
+        cells = []
+        for task, e in tasks.items():
+            versus = ", ".join(
+                f"{e[c]['lead']:+.1f} vs {c}" + {True: " (beyond seed deviation)",
+                                                  False: " (within seed deviation)",
+                                                  None: ""}[e[c]["beyond_std"]]
+                for c in CORPORA if c in e)
+            cells.append(f"{TASK_NAMES[task]} {e['mean']:.1f} ({versus})")
+        lines.append(f"{label(model)}: " + "; ".join(cells))
+    return "\n".join(lines)
 
 
 def objectives_text(winners: dict) -> str:
