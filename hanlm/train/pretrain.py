@@ -44,7 +44,7 @@ from hanlm.train.engine import (
 from hanlm.train.log import MetricsLog
 from hanlm.train.optim import Schedule, build_optimizer
 from hanlm.train.pretrain_metrics import TrainWindow, evaluate, unigram_log_probs
-from hanlm.train.stop import StopRequested, all_agree
+from hanlm.train.stop import StopRequested, all_agree_each
 
 __all__ = ["PretrainConfig", "pretrain", "batch_schedule", "build_model", "init_mlm_bias",
            "resolve_lr"]
@@ -339,12 +339,15 @@ def pretrain(cfg: PretrainConfig, hooks: Hooks | None = None) -> Path:
                 window.reset()
             if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps:
                 _evaluate(cfg, run, log, step)
-            out_of_time = budget_spent(cfg, clock)
-            stop_now = all_agree(acc, stop.signal is not None or out_of_time)
+            # Agreed on separately: a signal that reached one process must interrupt all of them
+            # (not let the others finish as if out of time and wait for it at the last barrier).
+            interrupted, out_of_time = all_agree_each(acc, stop.signal is not None,
+                                                      budget_spent(cfg, clock))
+            stop_now = interrupted or out_of_time
             if step % cfg.save_every == 0 or stop_now:
                 save(step)
                 last_saved = step
-            if stop_now and stop.signal is not None:
+            if interrupted:
                 log.close()
                 raise KeyboardInterrupt
             if stop_now:
