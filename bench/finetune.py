@@ -15,7 +15,8 @@ sample of the NSMC test file:
   measurement, `choose_precision("auto", hidden)`, so never slower than hanlm's precision), then
   `trainer.predict` on the held-out sample;
 - **hanlm** (`run_hanlm`): `hanlm.tasks.run.finetune` with its defaults (precision auto), then
-  `hanlm.tasks.run.evaluate` (the `hanlm evaluate` verb) on the model directory it wrote.
+  `hanlm.tasks.run.evaluate` (the `hanlm evaluate` verb, precision auto too) on the model
+  directory it wrote.
 
 The two run in two processes that take turns (bench/common.py `Turns`): one optimizer step each
 while training, one batch each while predicting, so both meet the same background load. Set-up,
@@ -375,6 +376,7 @@ def run_hanlm(spec: Spec, clock: Clock) -> dict:
     result["train_sampling"] = "group_by_length" if cfg.group_by_length else "random"
     # the choice finetune made: measured once per process and width, so asked again it is the same
     result["precision"] = choose_precision(cfg.precision, batches.pop("hidden_size")).precision
+    result["eval_precision"] = evaluated["precision"]
     result["accuracy"] = evaluated["metrics"]["accuracy"]
     result["eval_examples"] = evaluated["examples"]
     result["hanlm_evaluate_seconds"] = evaluated["seconds"]
@@ -472,6 +474,8 @@ def system_metrics(r: dict, warmup: int) -> dict:
     return {
         "attn_implementation": r["attn_implementation"],
         "precision": r["precision"],
+        # the Trainer predicts under its training setting (autocast); hanlm's evaluate chooses
+        "eval_precision": r.get("eval_precision", r["precision"]),
         "train_sampling": r["train_sampling"],
         "train_steps": len(r["segments"]["train"]),
         "train_samples_per_second": samples / seconds,

@@ -31,6 +31,7 @@ from bench import corpus
 from bench.common import Turns, machine, print_table, write_json
 from bench.flops import Dims, step_flops
 from bench.systems import (
+    BENCH_LR,
     LABELS,
     SYSTEMS,
     RunSpec,
@@ -40,7 +41,6 @@ from bench.systems import (
     worker,
 )
 from hanlm.model.presets import PRESETS
-from hanlm.train.optim import OptimConfig
 
 logger = logging.getLogger(__name__)
 
@@ -303,8 +303,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per system (default per mode/preset)")
     parser.add_argument("--eval-every", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=OptimConfig().lr,
-                        help="peak learning rate of both systems (default: hanlm's, %(default)g)")
+    parser.add_argument("--lr", type=float, default=BENCH_LR,
+                        help="peak learning rate of both systems (default: %(default)g, the rate of "
+                        "the figures in docs/BENCHMARKS.md)")
     parser.add_argument("--reviews", type=int, default=None, help="use the first N reviews (default per mode)")
     parser.add_argument("--vocab-size", type=int, default=32000)
     parser.add_argument("--work", default="/tmp/hanlm-bench", help="work directory (corpus subset, tokenizer, data)")

@@ -34,6 +34,10 @@ from hanlm.model.presets import PRESETS
 from hanlm.train.optim import OptimConfig
 from hanlm.train.pretrain import PretrainConfig
 
+# Every figure in docs/BENCHMARKS.md was measured at this peak lr, for both systems; kept
+# explicit so they stay comparable, apart from `hanlm pretrain`'s per-preset default.
+BENCH_LR = 5e-4
+
 
 def add_mlm_bias_init_option(parser: argparse.ArgumentParser, help: str) -> None:
     """`--mlm-bias-init` for a bench, with the choices and default of `hanlm pretrain`'s own."""
@@ -55,7 +59,7 @@ class RunSpec:
     heldout: str
     out: str
     seed: int = 42
-    lr: float = field(default_factory=lambda: OptimConfig().lr)  # peak lr of both systems
+    lr: float = BENCH_LR  # peak lr of both systems
     precision: str = "auto"  # hanlm's (PretrainConfig.precision)
     # the strong baselines' precision, measured once by the parent (`trainer_precision`) so that
     # both use the same; None: measured in the process itself

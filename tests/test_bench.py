@@ -133,7 +133,7 @@ def test_finetune_bench_runs_both_systems_end_to_end(tmp_path, shared_data):
     # the strongest Trainer set-up: stock attention, hanlm's measured precision, length grouping
     baseline, hanlm = saved["systems"]["baseline"], saved["systems"]["hanlm"]
     assert baseline["attn_implementation"] == "sdpa" and baseline["precision"] == saved["spec"]["trainer_precision"]
-    assert hanlm["precision"] in ("fp32", "bf16")
+    assert hanlm["precision"] in ("fp32", "bf16") and hanlm["eval_precision"] in ("fp32", "bf16")
     # (the Trainer groups lengths within mega-batches of up to 50 batches, a quarter of the data: none
     # in 4 steps, so the effect shows only in the bench's real runs)
     assert baseline["train_sampling"] == hanlm["train_sampling"] == "group_by_length"

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -48,8 +49,9 @@ def assert_identical(a: dict, b: dict) -> None:
 
 def test_cli_run_logs_evaluates_and_checkpoints(data_dir, tmp_path):
     run = tmp_path / "run"
-    hanlm("pretrain", "--data", str(data_dir), "--out", str(run), *TINY, "--max-steps", "6",
-          "--save-every", "4", "--eval-every", "3")
+    result = hanlm("pretrain", "--data", str(data_dir), "--out", str(run), *TINY, "--max-steps",
+                   "6", "--save-every", "4", "--eval-every", "3")
+    assert "lr 2e-3 (the tiny preset's default)" in result.stderr
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000004", "step-00000006"]
     rows = read_metrics(run)
     train = [r for r in rows if r["split"] == "train"]
@@ -59,10 +61,68 @@ def test_cli_run_logs_evaluates_and_checkpoints(data_dir, tmp_path):
                       "mlm_unigram_loss", "mlm_context_gain"} <= evals[0].keys()
     assert all(r["tokens_per_second"] > 0 for r in train)
     saved = (run / "config.yaml").read_text()
-    assert "max_steps: 6" in saved and "lr:" in saved
+    assert "max_steps: 6" in saved and "lr: 0.002" in saved  # the resolved rate, for --resume
     state = json.loads((run / "checkpoints" / "step-00000006" / "state.json").read_text())
     assert state["loop"]["samples_seen"] == 6 * 8
     assert state["elapsed_seconds"] > 0
+
+
+def test_the_default_lr_is_the_model_sizes():
+    from hanlm.train.config import default_lr
+
+    sizes = ("tiny", "mini", "small", "medium", "base")
+    for objective in ("bert", "mlm"):
+        assert [default_lr(p, objective) for p in sizes] == [2e-3, 5e-4, 5e-4, 1e-4, 1e-4]
+    assert [default_lr(p, "electra") for p in sizes] == [2e-3, 5e-4, 5e-4, 2e-4, 2e-4]
+
+
+def _model_of(layers: int, hidden: int) -> SimpleNamespace:
+    return SimpleNamespace(config=SimpleNamespace(num_hidden_layers=layers, hidden_size=hidden))
+
+
+def test_an_unset_lr_resolves_to_the_presets_and_a_given_one_wins(tmp_path):
+    from hanlm.train.config import OptimConfig
+    from hanlm.train.pretrain import PretrainConfig, resolve_lr
+
+    def resolved(objective="bert", model=None, resumed=None, **fields):
+        cfg = PretrainConfig(data="d", out="o", **fields)
+        new, source = resolve_lr(cfg, objective, model, resumed)
+        assert cfg.optim.lr == fields.get("optim", OptimConfig()).lr  # the caller's is left as it was
+        return new.optim.lr, source
+
+    assert resolved(preset="tiny") == (2e-3, "the tiny preset's default")
+    assert resolved(preset="mini") == (5e-4, "the mini preset's default")
+    assert resolved("electra", preset="base") == (2e-4, "the base preset's default with electra")
+    assert resolved(preset="tiny", optim=OptimConfig(lr=1e-3)) == (1e-3, "given")
+    # --init-from: the loaded model's size, not --preset's
+    assert resolved(preset="mini", init_from="m", model=_model_of(12, 768)) == (
+        1e-4, "the base preset's default, the --init-from model's size")
+    lr, source = resolved(preset="mini", init_from="m", model=_model_of(6, 384))
+    assert lr == 5e-4 and "no preset's size: give --lr" in source
+    # --resume: the run's own rate (an earlier default), not today's
+    (tmp_path / "config.yaml").write_text("preset: tiny\nlr: 0.0005\n")
+    assert resolved(preset="tiny", resumed=tmp_path / "config.yaml") == (5e-4, "the resumed run's")
+    assert resolved(preset="tiny", resumed=tmp_path / "none.yaml")[0] == 2e-3
+
+
+def test_a_yaml_config_without_lr_gets_the_presets(tmp_path):
+    from hanlm import config
+    from hanlm.train.pretrain import PretrainConfig, resolve_lr
+
+    def lr(yaml_text: str) -> float:
+        (tmp_path / "run.yaml").write_text(yaml_text)
+        values = {**config.read_yaml(tmp_path / "run.yaml"), "data": "d", "out": "o"}
+        return resolve_lr(config.build(PretrainConfig, values), "mlm", None)[0].optim.lr
+
+    assert lr("preset: base\nobjective: mlm\n") == 1e-4
+    assert lr("preset: base\nlr: 3e-4\n") == 3e-4
+
+
+def test_help_states_the_lr_of_each_preset():
+    text = " ".join(hanlm("pretrain", "--help").stdout.split())
+    assert ("(default: by --preset, tiny 2e-3, mini 5e-4, small 5e-4, medium 1e-4, base 1e-4; "
+            "the electra objective medium 2e-4, base 2e-4;") in text
+    assert "peak learning rate (default: 5e-05)" in " ".join(hanlm("finetune", "--help").stdout.split())
 
 
 def test_pretraining_dropout_is_apart_from_the_exported_config(data_dir, tmp_path):

@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from hanlm.train.stop import StopRequested, all_agree
+from hanlm.train.stop import StopRequested, all_agree, all_agree_each
 
 
 def _deliver(sig: int) -> None:
@@ -81,3 +81,36 @@ def test_all_agree_stops_every_process_if_any_wants_to(mine, other):
 def test_all_agree_single_process():
     assert all_agree(_OneProcess(), True) is True
     assert all_agree(_OneProcess(), False) is False
+
+
+@pytest.mark.parametrize("mine", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("other", [False, True])
+def test_all_agree_each_agrees_on_every_flag_in_one_reduction(mine, other):
+    """The fine-tuning loop's two per-step checks (time budget, signal) in one collective."""
+    accelerator = _TwoProcesses(other)
+    assert all_agree_each(accelerator, *mine) == tuple(m or other for m in mine)
+    assert accelerator.reductions == 1
+
+
+class _FlagsPerProcess:
+    """Two processes whose other one holds `other` (one value per flag)."""
+
+    num_processes = 2
+    device = torch.device("cpu")
+
+    def __init__(self, *other: bool):
+        self.other = torch.tensor([float(o) for o in other])
+
+    def reduce(self, tensor, reduction):
+        return tensor + self.other
+
+
+def test_all_agree_each_keeps_the_flags_apart():
+    assert all_agree_each(_FlagsPerProcess(False, True), True, False) == (True, True)
+    assert all_agree_each(_FlagsPerProcess(False, False), False, True) == (False, True)
+    assert all_agree_each(_FlagsPerProcess(True, False), False, False) == (True, False)
+
+
+def test_all_agree_each_single_process_reduces_nothing():
+    assert all_agree_each(_OneProcess(), True, False) == (True, False)
+    assert all_agree_each(_OneProcess(), False, False) == (False, False)

@@ -119,9 +119,9 @@ def test_task_contract(name, tiny_model, tmp_path):
         assert [model_config.id2label[i] for i in range(len(labels))] == list(labels)
     HEADS[task.head].from_pretrained(out / "model")
 
-    # evaluate reproduces the training-time dev scores of the best model
+    # evaluate reproduces the training-time dev scores of the best model (both in fp32)
     data = files.get("dev", files["train"])
-    opts = file_options(files)
+    opts = {**file_options(files), "precision": "fp32"}
     metrics_out = tmp_path / "eval.json"
     evaluate(config.build(EvaluateConfig, {"task": name, "data": str(data), "max_len": 64,
                                            "model": str(out), "output": str(metrics_out),
@@ -420,7 +420,7 @@ def test_evaluate_scores_the_runs_held_out_part(tiny_model, tmp_path):
         output = tmp_path / "eval.json"
         evaluate(config.build(EvaluateConfig, {"task": "klue-nli", "data": str(data),
                                                "model": str(model), "output": str(output),
-                                               "max_len": 64, **flags}))
+                                               "max_len": 64, "precision": "fp32", **flags}))
         return json.loads(output.read_text(encoding="utf-8"))
 
     for model in (out, out / "model"):
@@ -450,7 +450,7 @@ def test_evaluate_writes_metrics_beside_the_model_by_default(tiny_model, tmp_pat
     def evaluated(model: Path, **flags) -> None:
         assert evaluate(config.build(EvaluateConfig, {
             "task": "nsmc", "data": str(files["dev"]), "model": str(model), "max_len": 64,
-            **flags})) == 0
+            "precision": "fp32", **flags})) == 0
 
     for model in (run, run / "model"):
         evaluated(model)

@@ -73,14 +73,15 @@ def test_cli_finetune_evaluate_predict(tiny_model, tmp_path):
     assert "hanlm finetune --task nsmc" in card and "accuracy" in card
 
     done = hanlm("evaluate", "--task", "nsmc", "--data", str(files["dev"]), "--model",
-                 str(out / "model"), "--output", "m.json", cwd=tmp_path)
+                 str(out / "model"), "--output", "m.json", "--precision", "fp32", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "LOAD REPORT" not in done.stderr and "initialised" not in done.stderr
     assert json.loads((tmp_path / "m.json").read_text())["metrics"] == summary["dev"]
 
     done = hanlm("predict", "--task", "nsmc", "--input", str(files["dev"]), "--model",
-                 str(out), "--output", "p.jsonl", cwd=tmp_path)
+                 str(out), "--output", "p.jsonl", "--precision", "bf16", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "precision bf16: asked for" in done.stderr
     rows = (tmp_path / "p.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(rows) == 14 and json.loads(rows[0])["label"] in ("0", "1")
 
@@ -148,7 +149,8 @@ def test_torchrun_shares_dev_evaluation(tiny_model, tmp_path):
     predictions = (out / "predictions.jsonl").read_text(encoding="utf-8")
     assert len(predictions.splitlines()) == summary["dev_examples"] == 7
 
-    options = {"task": "klue-ner", "model": str(out), "max_len": 32, "batch_size": 2}
+    options = {"task": "klue-ner", "model": str(out), "max_len": 32, "batch_size": 2,
+               "precision": "fp32"}  # the precision of the dev evaluation
     evaluate(config.build(EvaluateConfig, {**options, "data": str(files["dev"]),
                                            "output": str(tmp_path / "one.json")}))
     one = json.loads((tmp_path / "one.json").read_text(encoding="utf-8"))["metrics"]

@@ -67,11 +67,13 @@ def _run(shared_data: Path, tmp_path: Path, model: Path, task: str, train: str,
     summary = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     data = str(shared_data / (dev or train))
     _cli("evaluate", "--task", task, "--data", data, "--model", str(out), "--max-len", "96",
-         "--limit", "120", "--output", str(tmp_path / "eval.json"), *extra)
+         "--limit", "120", "--output", str(tmp_path / "eval.json"), "--precision", "fp32",
+         *extra)
     scores = json.loads((tmp_path / "eval.json").read_text(encoding="utf-8"))["metrics"]
     assert scores == pytest.approx(summary["dev"], nan_ok=True)
     _cli("predict", "--task", task, "--input", data, "--model", str(out), "--max-len", "96",
-         "--limit", "120", "--output", str(tmp_path / "pred.jsonl"), *extra)
+         "--limit", "120", "--output", str(tmp_path / "pred.jsonl"), "--precision", "fp32",
+         *extra)
     assert len((tmp_path / "pred.jsonl").read_text(encoding="utf-8").splitlines()) == \
         summary["dev_examples"]
     return summary

@@ -127,6 +127,7 @@ def run_configs(task: TaskPlan, model: Path, run_dir: Path, seed: int, cfg: Benc
     evaluate_cfg = EvaluateConfig(
         task=task.name, data=str(data.test), model=str(run_dir),
         output=str(run_dir / TEST_FILE),
+        precision="fp32",  # the table's scores do not depend on what `auto` measured
         options=DataOptions(split_dev=None if data.official else data.split_dev,
                             limit=s.eval_limit, max_len=s.max_len, stride=s.stride))
     return finetune_cfg, evaluate_cfg

@@ -160,7 +160,9 @@ def _run(cfg: StudyConfig, work: WorkDir, sources: Sources, model_dir: Path, spe
         finetune(run_cfg)
         evaluate(EvaluateConfig(task="nsmc", data=str(sources.nsmc_test), model=str(out),
                                 output=str(out / TEST_METRICS), predictions=str(out / PREDICTIONS),
-                                options=DataOptions(max_len=cfg.max_len)))
+                                options=DataOptions(max_len=cfg.max_len),
+                                # scores that do not depend on what `auto` measured
+                                precision="fp32"))
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         if not cfg.keep_models:
             shutil.rmtree(out / "model", ignore_errors=True)

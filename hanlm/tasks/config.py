@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from hanlm.config import opt
-from hanlm.train.config import FinetuneTrainingConfig
+from hanlm.train.config import PRECISION_HELP, FinetuneTrainingConfig, Precision
 
 
 @dataclass
@@ -70,6 +70,8 @@ class EvaluateConfig:
                              "finetune run, else next to the model directory)")
     predictions: str | None = opt(None, "also write predictions (JSONL) here")
     batch_size: int = opt(64, "batch size", min=1)
+    # Training's flag, training's meaning: `auto` takes the same measurement, logged the same.
+    precision: Precision = opt("auto", PRECISION_HELP)
     options: DataOptions = opt(factory=DataOptions, flatten=True)
 
 
@@ -80,4 +82,6 @@ class PredictConfig:
     input: str = opt(help="file in the task's format; labels may be absent")
     output: str = opt(help="predictions JSONL to write")
     batch_size: int = opt(64, "batch size", min=1)
+    # Training's flag, training's meaning: `auto` takes the same measurement, logged the same.
+    precision: Precision = opt("auto", PRECISION_HELP)
     options: DataOptions = opt(factory=DataOptions, flatten=True)

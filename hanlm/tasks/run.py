@@ -42,6 +42,7 @@ from hanlm.tasks.modeling import (
 from hanlm.tasks.registry import customize, get_task
 from hanlm.tasks.tokenizer_loading import load_tokenizer
 from hanlm.train.engine import RUN_FILE, Hooks, prepare_run_dir
+from hanlm.train.precision import decide_precision
 
 logger = logging.getLogger(__name__)
 
@@ -83,11 +84,21 @@ def add_special_tokens(task: Task, tokenizer: Any, model: Any) -> None:
 
 def run_inference(task: Task, model: Any, tokenizer: Any, examples: list[Any],
                   features: list[Feature], batch_size: int, progress: bool = False,
-                  accelerator: Any = None) -> list[dict]:
+                  accelerator: Any = None, precision: str = "fp32") -> list[dict]:
     outputs = predict_outputs(model, features, batch_size=batch_size,
                               pad_id=tokenizer.pad_token_id, progress=progress,
-                              accelerator=accelerator)
+                              accelerator=accelerator, precision=precision)
     return task.decode(outputs, features, examples)
+
+
+def inference_precision(requested: str, model: Any) -> str:
+    """What `evaluate` and `predict` compute in: `--precision` as training reads it (`auto`:
+    the same measurement, the same log line), fp16 refused without a GPU, where autocast
+    would run it emulated."""
+    choice = decide_precision(requested, model.config.hidden_size)
+    if choice.precision == "fp16" and next(model.parameters()).device.type != "cuda":
+        raise HanlmError("--precision fp16 needs a GPU; on a CPU use bf16 or fp32")
+    return choice.precision
 
 
 def _device() -> torch.device:
@@ -216,16 +227,17 @@ def evaluate(cfg: EvaluateConfig) -> int:
     examples = held_out_part(task, read_examples(task, cfg.data, read), opts.split_dev,
                              opts.limit)
     features = task.encode(examples, tokenizer, opts.max_len)
+    precision = inference_precision(cfg.precision, model)
     start = time.perf_counter()
     predictions = run_inference(task, model, tokenizer, examples, features, cfg.batch_size,
-                                progress=True)
+                                progress=True, precision=precision)
     scores = task.score(predictions, examples)
     output = Path(cfg.output) if cfg.output else default_metrics_path(cfg.model, task.name,
                                                                       cfg.data)
     result = {"task": task.name, "data": cfg.data, "model": cfg.model,
               "split_dev": opts.split_dev, "examples": len(examples),
-              "skipped": len(read.skipped), "seconds": round(time.perf_counter() - start, 1),
-              "metrics": scores}
+              "skipped": len(read.skipped), "precision": precision,
+              "seconds": round(time.perf_counter() - start, 1), "metrics": scores}
     atomic.write_text(output, json.dumps(result, indent=2, ensure_ascii=False))
     logger.info("metrics written to %s", output)
     write_skipped(read.skipped, output.with_suffix(".skipped.jsonl"))
@@ -289,12 +301,13 @@ def predict(cfg: PredictConfig) -> int:
     examples = held_out_part(task, read_examples(task, cfg.input, read), opts.split_dev,
                              opts.limit)
     features = task.encode(examples, tokenizer, opts.max_len)
+    precision = inference_precision(cfg.precision, model)
     predictions = run_inference(task, model, tokenizer, examples, features, cfg.batch_size,
-                                progress=True)
+                                progress=True, precision=precision)
     output = Path(cfg.output)
     atomic.write_jsonl(output, predictions)
     write_skipped(read.skipped, output.with_suffix(".skipped.jsonl"))
     print(json.dumps({"task": task.name, "input": cfg.input, "output": str(output),
-                      "predictions": len(predictions), "skipped": len(read.skipped)},
-                     ensure_ascii=False))
+                      "predictions": len(predictions), "skipped": len(read.skipped),
+                      "precision": precision}, ensure_ascii=False))
     return 0

@@ -3,8 +3,8 @@
 Both verbs' configs are `TrainingConfig`s (a verb's config subclasses it and adds its own
 fields), so `--lr`, `--precision`, `--eval-every`, ... and their YAML keys mean the same in both,
 and each loop reads `cfg.max_steps`, `cfg.optim.lr` the same way. Only defaults
-that follow from the job differ (a pretraining run is counted in steps and logs often; a
-fine-tuning run is counted in epochs, and BERT fine-tunes at a tenth of the pretraining learning
+that follow from the job differ (a pretraining run is counted in steps, logs often and takes its
+learning rate from the model size; a fine-tuning run is counted in epochs, at BERT's fine-tuning
 rate); they are the subclasses below.
 
 This module imports no torch: the CLI reads it to print `--help` instantly.
@@ -19,13 +19,51 @@ from hanlm.config import opt
 from hanlm.data.masking import MaskingConfig
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+# The help of every verb's --precision (training's and inference's: one meaning).
+PRECISION_HELP = ("auto = the faster of fp32 and bf16 measured on this machine (logged), fp16 "
+                  "only when asked (GPU)")
+
+# Pretraining's peak learning rate when --lr is not given, by model size. tiny and mini were
+# measured here (docs/RESULTS.md "Why the recipe is what it is", docs/BENCHMARKS.md "Levers"):
+# tiny 2e-3 (5e-4 trailed it, 4e-3 read the context no sooner), mini 5e-4 (1e-3 ended worse over
+# 300 steps, 2e-3 stayed flat); small keeps the benchmark's 5e-4, not tuned. medium and base were
+# not measured: BERT's 1e-4 (Devlin et al. 2019, the recipe the Turc et al. 2019 miniatures
+# followed). ELECTRA trains its Base at 2e-4 and its Small (12 x 256) at 5e-4, mini's and small's
+# rate already (Clark et al. 2020, table 6); medium, which the paper lacks, takes Base's.
+PRETRAIN_LR: dict[str, float] = {"tiny": 2e-3, "mini": 5e-4, "small": 5e-4, "medium": 1e-4,
+                                 "base": 1e-4}
+ELECTRA_LR: dict[str, float] = {"medium": 2e-4, "base": 2e-4}
+
+
+def default_lr(preset: str, objective: str) -> float:
+    """`hanlm pretrain`'s peak learning rate for a model size and objective, --lr unset."""
+    if objective == "electra" and preset in ELECTRA_LR:
+        return ELECTRA_LR[preset]
+    return PRETRAIN_LR[preset]
+
+
+def format_lr(lr: float) -> str:
+    """2e-3 rather than 0.002, as papers and these docs write rates."""
+    mantissa, exponent = f"{lr:e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
+
+
+def _lr_help() -> str:
+    by_preset = ", ".join(f"{p} {format_lr(lr)}" for p, lr in PRETRAIN_LR.items())
+    electra = ", ".join(f"{p} {format_lr(lr)}" for p, lr in ELECTRA_LR.items())
+    return (f"peak learning rate (default: by --preset, {by_preset}; the electra objective "
+            f"{electra}; with --init-from, the preset of the model's size; logged at the start, "
+            "and written to the run's config.yaml)")
 
 
 @dataclass
 class OptimConfig:
-    """AdamW and the learning-rate schedule (pretraining defaults, RoBERTa's betas/epsilon)."""
+    """AdamW and the learning-rate schedule (pretraining defaults, RoBERTa's betas/epsilon).
 
-    lr: float = opt(5e-4, "peak learning rate", min=0, exclusive_min=True)
+    `lr` None: the model size's rate (`default_lr`), set by `hanlm pretrain` once it knows the
+    objective and the model; a config built by hand for `build_optimizer` must give one."""
+
+    lr: float | None = opt(None, _lr_help(), min=0, exclusive_min=True)
     weight_decay: float = opt(0.01, "AdamW weight decay (not on biases and LayerNorm)", min=0)
     beta1: float = opt(0.9, "AdamW beta1", min=0)
     beta2: float = opt(0.98, "AdamW beta2", min=0)
@@ -60,9 +98,7 @@ class TrainingConfig:
     batch_size: int = opt(32, "sequences per micro-batch per process", min=1)
     grad_accum: int = opt(1, "micro-batches per optimizer step", min=1)
     seed: int = opt(42, "seed for initialisation, data order, masking and dropout")
-    precision: Precision = opt(
-        "auto", "auto = the faster of fp32 and bf16 measured on this machine (logged), fp16 "
-        "only when asked")
+    precision: Precision = opt("auto", PRECISION_HELP)
     threads: int = opt(0, "CPU threads for PyTorch (0 = its default)", min=0)
     log_every: int = opt(10, "log training metrics every N steps", min=1)
     eval_every: int | None = opt(

@@ -25,7 +25,7 @@ from torch import nn
 from hanlm.errors import HanlmError
 from hanlm.train.config import TrainingConfig
 from hanlm.train.optim import Schedule
-from hanlm.train.precision import choose_precision
+from hanlm.train.precision import autocast, decide_precision
 
 logger = logging.getLogger(__name__)
 
@@ -71,12 +71,11 @@ class Runtime:
 
         if training.threads:
             torch.set_num_threads(training.threads)
-        self.choice = choose_precision(training.precision, hidden_size)
+        self.choice = decide_precision(training.precision, hidden_size)
         # cpu=True is what makes Accelerate set up gloo under torchrun on machines without a GPU.
         self.accelerator = Accelerator(
             mixed_precision="fp16" if self.choice.precision == "fp16" else "no",
             cpu=not torch.cuda.is_available())
-        logger.info("precision %s: %s", self.choice.precision, self.choice.reason)
 
     @property
     def device(self) -> torch.device:
@@ -84,7 +83,7 @@ class Runtime:
 
     def autocast(self):
         if self.choice.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+            return autocast("bf16", self.device)
         return self.accelerator.autocast()
 
     def forward_backward(self, model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],

@@ -11,6 +11,15 @@ from torch import nn
 from hanlm.train.config import OptimConfig
 
 
+def peak_lr(cfg: OptimConfig) -> float:
+    """`cfg.lr`, which must be set by now: None (pretraining's "by model size") is resolved by
+    `hanlm.train.pretrain` before it builds the optimizer, so None here is a caller's bug."""
+    if cfg.lr is None:
+        raise ValueError("OptimConfig.lr is unset: give a learning rate (hanlm pretrain sets "
+                         "the model size's, hanlm.train.config.default_lr)")
+    return cfg.lr
+
+
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
     decay, no_decay = [], []
     for name, param in model.named_parameters():
@@ -27,7 +36,7 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
     # per elementwise op) to 0.055 s, measured interleaved in one process (docs/BENCHMARKS.md);
     # CUDA has the same kernel.
     return torch.optim.AdamW(
-        groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=True
+        groups, lr=peak_lr(cfg), betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=True
     )
 
 
@@ -60,7 +69,7 @@ class Schedule:
     """
 
     def __init__(self, cfg: OptimConfig, total_steps: int, budget_seconds: float | None = None):
-        self.cfg, self.total = cfg, total_steps
+        self.cfg, self.total, self.peak = cfg, total_steps, peak_lr(cfg)
         self.warmup = warmup_steps(cfg, total_steps)
         self.budget = budget_seconds
 
@@ -73,7 +82,7 @@ class Schedule:
     def lr(self, step: int, elapsed: float = 0.0) -> float:
         factor = lr_factor(self.progress_step(step, elapsed), warmup=self.warmup,
                            total=self.total, schedule=self.cfg.schedule)
-        return self.cfg.lr * factor
+        return self.peak * factor
 
     def apply(self, optimizer: torch.optim.Optimizer, step: int, elapsed: float = 0.0) -> float:
         """Set the rate of optimizer step `step` (0-based) on every parameter group."""

@@ -10,6 +10,7 @@ last bits. The choice and the figures behind it are logged.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -48,6 +49,23 @@ def choose_precision(requested: str, hidden_size: int, *, cuda: bool | None = No
             return PrecisionChoice("bf16", "this GPU supports bf16")
         return PrecisionChoice("fp32", "this GPU has no bf16")
     return _measured_on_cpu(hidden_size)
+
+
+def decide_precision(requested: str, hidden_size: int) -> PrecisionChoice:
+    """`choose_precision`, logged: every verb that computes (pretrain, finetune, evaluate,
+    predict) says in one spelling what it computes in and why."""
+    choice = choose_precision(requested, hidden_size)
+    logger.info("precision %s: %s", choice.precision, choice.reason)
+    return choice
+
+
+def autocast(precision: str, device: torch.device):
+    """The context a forward runs under in `precision`: autocast to bf16 or fp16, nothing in
+    fp32. (Training's fp16 goes through Accelerate for its loss scaling instead: Runtime.)"""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
 
 
 @functools.cache

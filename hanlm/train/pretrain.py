@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -25,10 +25,11 @@ from hanlm.data.shards import ShardReader, read_meta
 from hanlm.errors import HanlmError
 from hanlm.model import objectives
 from hanlm.model.bert import PretrainingModel, set_dropout
+from hanlm.model.presets import PRESETS
 from hanlm.tokenizer import KoreanTokenizer
 from hanlm.tokenizer import format as tokenizer_files
 from hanlm.train.checkpoint import Checkpoint, latest_checkpoint, save_training_checkpoint
-from hanlm.train.config import PretrainConfig
+from hanlm.train.config import PRETRAIN_LR, PretrainConfig, default_lr, format_lr
 from hanlm.train.engine import (
     RUN_FILE,
     Clock,
@@ -43,9 +44,10 @@ from hanlm.train.engine import (
 from hanlm.train.log import MetricsLog
 from hanlm.train.optim import Schedule, build_optimizer
 from hanlm.train.pretrain_metrics import TrainWindow, evaluate, unigram_log_probs
-from hanlm.train.stop import StopRequested, all_agree
+from hanlm.train.stop import StopRequested, all_agree_each
 
-__all__ = ["PretrainConfig", "pretrain", "batch_schedule", "build_model", "init_mlm_bias"]
+__all__ = ["PretrainConfig", "pretrain", "batch_schedule", "build_model", "init_mlm_bias",
+           "resolve_lr"]
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +184,45 @@ def _model_type(directory: Path) -> str | None:
     return config.get("model_type") if isinstance(config, dict) else None
 
 
+def resolve_lr(cfg: PretrainConfig, objective: str, model: torch.nn.Module,
+               resumed_config: Path | None = None) -> tuple[PretrainConfig, str]:
+    """`cfg` with its peak learning rate set, and where the rate came from: --lr; else, resuming,
+    the run's own from its config.yaml (a run keeps its rate even if a later hanlm changes a
+    default); else the model size's default, `default_lr`. The resolved rate is what config.yaml
+    records, so a resume, or anyone reading the run, sees the rate it used."""
+    if cfg.optim.lr is not None:
+        return cfg, "given"
+    saved = _saved_lr(resumed_config) if resumed_config is not None else None
+    if saved is not None:
+        lr, source = saved, "the resumed run's"
+    else:
+        size, note = _size_preset(cfg, model)
+        lr = default_lr(size, objective)
+        by_objective = f" with {objective}" if lr != PRETRAIN_LR[size] else ""
+        source = f"the {size} preset's default{by_objective}{note}"
+    return replace(cfg, optim=replace(cfg.optim, lr=lr)), source
+
+
+def _size_preset(cfg: PretrainConfig, model: torch.nn.Module) -> tuple[str, str]:
+    """The preset whose rate fits the model: --preset's, but --init-from loads a model of its own
+    size (klue/bert-base is base whatever --preset says), so then the preset of that shape."""
+    if not cfg.init_from:
+        return cfg.preset, ""
+    shape = (model.config.num_hidden_layers, model.config.hidden_size)
+    for name, preset in PRESETS.items():
+        if (preset.layers, preset.hidden) == shape:
+            return name, ", the --init-from model's size"
+    return cfg.preset, (f"; the --init-from model ({shape[0]} layers x {shape[1]}) has no "
+                        "preset's size: give --lr")
+
+
+def _saved_lr(path: Path) -> float | None:
+    if not path.is_file():
+        return None
+    lr = config_lib.read_yaml(path).get("lr")
+    return None if lr is None else float(lr)
+
+
 @dataclass
 class _Run:
     """What the loop works with, set up by `_start`."""
@@ -222,6 +263,8 @@ def _start(cfg: PretrainConfig) -> _Run:
     out = Path(cfg.out)
     resuming = prepare_run_dir(out, identity, cfg, acc.is_main_process)
     acc.wait_for_everyone()
+    cfg, lr_source = resolve_lr(cfg, objective, model, out / "config.yaml" if resuming else None)
+    logger.info("lr %s (%s)", format_lr(cfg.optim.lr), lr_source)
     optimizer = build_optimizer(model, cfg.optim)
     checkpoint = latest_checkpoint(out) if resuming else None
     if resuming and checkpoint is None:
@@ -296,12 +339,15 @@ def pretrain(cfg: PretrainConfig, hooks: Hooks | None = None) -> Path:
                 window.reset()
             if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps:
                 _evaluate(cfg, run, log, step)
-            out_of_time = budget_spent(cfg, clock)
-            stop_now = all_agree(acc, stop.signal is not None or out_of_time)
+            # Agreed on separately: a signal that reached one process must interrupt all of them
+            # (not let the others finish as if out of time and wait for it at the last barrier).
+            interrupted, out_of_time = all_agree_each(acc, stop.signal is not None,
+                                                      budget_spent(cfg, clock))
+            stop_now = interrupted or out_of_time
             if step % cfg.save_every == 0 or stop_now:
                 save(step)
                 last_saved = step
-            if stop_now and stop.signal is not None:
+            if interrupted:
                 log.close()
                 raise KeyboardInterrupt
             if stop_now:

@@ -50,7 +50,13 @@ def all_agree(accelerator, flag: bool) -> bool:
     (gradient all-reduce, barriers), and a process that stopped alone would leave the others
     waiting for it forever. So this reduction runs on every process at every step.
     """
+    return all_agree_each(accelerator, flag)[0]
+
+
+def all_agree_each(accelerator, *flags: bool) -> tuple[bool, ...]:
+    """`all_agree` of each flag, in one reduction: a loop that checks several conditions at
+    every step pays for one collective, not one per condition. One process: no reduction."""
     if accelerator.num_processes == 1:
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
-    return bool(accelerator.reduce(value, reduction="sum").item() > 0)
+        return tuple(bool(f) for f in flags)
+    value = torch.tensor([1.0 if f else 0.0 for f in flags], device=accelerator.device)
+    return tuple(v > 0 for v in accelerator.reduce(value, reduction="sum").tolist())
