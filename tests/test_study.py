@@ -396,6 +396,12 @@ def test_a_time_budget_gives_every_run_its_minutes_and_is_keyed(tmp_path):
     assert short.max_steps == long.max_steps == TIMED_MAX_STEPS
     assert cache.cache_key(short)["budget_minutes"] == short.budget_minutes
     assert "budget_minutes" not in cache.cache_key(pretrain_phases(steps)[0])
+    # Steps: the minutes only stop a run (the rate follows the steps on any host); minutes:
+    # the rate follows the time.
+    for cfg, follows in ((steps, False), (timed, True)):
+        study = resolve(StudyConfig(**{**cfg.__dict__, "work_dir": str(tmp_path)}))
+        stage = next(s for s in stages.stage_list(study) if s.name == "pretrain/review-short")
+        assert stages.pretrain_config(stage.settings, study.work).time_schedule is follows
     base = dict(quick=True, work_dir=str(tmp_path / "work"), data=str(tmp_path))
     _started(StudyConfig(**base, pretrain_budget="minutes"))
     stale = _stale(StudyConfig(**base, pretrain_budget="minutes", pretrain_minutes=3.0))

@@ -37,6 +37,21 @@ def test_with_a_budget_the_schedule_follows_the_larger_of_step_and_time_progress
     assert cosine.lr(0, elapsed=30.0) == pytest.approx(0.5 * (1 + math.cos(math.pi / 2)))
 
 
+def test_no_time_schedule_makes_the_budget_a_stop_only():
+    from hanlm.train.engine import Clock, budget_spent, schedule_budget
+
+    follows = PretrainConfig(data="d", out="o", max_steps=100, max_minutes=1.0)
+    stops = PretrainConfig(data="d", out="o", max_steps=100, max_minutes=1.0, time_schedule=False)
+    assert schedule_budget(follows) == 60.0 and schedule_budget(stops) is None
+    # The rate at a step is then the same however long the steps took ...
+    schedule = Schedule(OptimConfig(lr=1.0, warmup_ratio=0.0), 100, schedule_budget(stops))
+    assert schedule.lr(10, elapsed=0.0) == schedule.lr(10, elapsed=59.0) == pytest.approx(0.9)
+    # ... and the budget still ends the run.
+    times = iter([0.0, 61.0])
+    clock = Clock(now=lambda: next(times))
+    assert budget_spent(stops, clock)
+
+
 def test_an_explicit_precision_is_kept_and_auto_follows_the_measurement(monkeypatch):
     assert precision.choose_precision("fp32", 128, cuda=False).precision == "fp32"
     assert precision.choose_precision("bf16", 128, cuda=False).reason == "asked for"

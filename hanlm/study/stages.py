@@ -146,6 +146,9 @@ def pretrain_config(s: PretrainSettings, work: WorkDir) -> Any:
         data=str(work.data(s.model.data, phase.suffix)), out=str(out), preset=s.preset,  # type: ignore[arg-type]
         objective=s.objective,  # type: ignore[arg-type]
         max_steps=phase.max_steps, max_minutes=phase.minutes, init_from=init_from,
+        # With the step budget the minutes are a safety stop only: a rate that followed the
+        # time would differ between a busy and an idle host for the same steps.
+        time_schedule=phase.budget_minutes is not None,
         batch_size=phase.batch_size, dropout=s.pretrain_dropout,
         export_dropout=s.pretrain_dropout, seed=s.seed, log_every=10,
         eval_every=max(50, phase.steps // 8), save_every=max(100, phase.steps // 4),

@@ -39,10 +39,10 @@ from hanlm.train.engine import (
     Clock,
     Hooks,
     Runtime,
-    budget_seconds,
     budget_spent,
     format_metrics,
     progress_bar,
+    schedule_budget,
 )
 from hanlm.train.log import MetricsLog
 from hanlm.train.optim import Schedule, build_optimizer
@@ -114,7 +114,7 @@ class _Trainer:
                                       group_by_length=cfg.group_by_length))
         self.steps_per_epoch = max(1, n_batches // self.procs // cfg.grad_accum)
         self.total = cfg.max_steps or max(1, math.ceil(cfg.epochs * self.steps_per_epoch))
-        self.schedule = Schedule(cfg.optim, self.total, budget_seconds(cfg))
+        self.schedule = Schedule(cfg.optim, self.total, schedule_budget(cfg))
         self.model, self.optimizer = self.acc.prepare(model, build_optimizer(model, cfg.optim))
         self.state = LoopState()
         self.clock = Clock(hooks.now)

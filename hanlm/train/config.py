@@ -95,6 +95,10 @@ class TrainingConfig:
         None, "time budget in minutes, summed over resumes: the learning-rate schedule follows "
         "the larger of step and time progress, so a run stopped by time has annealed to zero",
         min=0, exclusive_min=True)
+    time_schedule: bool = opt(
+        True, "with --max-minutes, the learning rate follows the time spent as well as the steps "
+        "(off: --max-minutes only stops the run, and the rate is a function of the step alone, "
+        "so the same run gives the same weights on a busy machine and an idle one)")
     batch_size: int = opt(32, "sequences per micro-batch per process", min=1)
     grad_accum: int = opt(1, "micro-batches per optimizer step", min=1)
     seed: int = opt(42, "seed for initialisation, data order, masking and dropout")

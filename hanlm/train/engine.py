@@ -129,6 +129,12 @@ def budget_seconds(training: TrainingConfig) -> float | None:
     return None if training.max_minutes is None else training.max_minutes * 60
 
 
+def schedule_budget(training: TrainingConfig) -> float | None:
+    """The seconds the learning-rate schedule follows: the time budget, unless
+    --no-time-schedule keeps the rate a function of the step alone."""
+    return budget_seconds(training) if training.time_schedule else None
+
+
 def budget_spent(training: TrainingConfig, clock: Clock) -> bool:
     budget = budget_seconds(training)
     return budget is not None and clock.elapsed() >= budget

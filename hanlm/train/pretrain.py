@@ -35,11 +35,11 @@ from hanlm.train.engine import (
     Clock,
     Hooks,
     Runtime,
-    budget_seconds,
     budget_spent,
     format_metrics,
     prepare_run_dir,
     progress_bar,
+    schedule_budget,
 )
 from hanlm.train.log import MetricsLog
 from hanlm.train.optim import Schedule, build_optimizer
@@ -281,7 +281,7 @@ def _start(cfg: PretrainConfig) -> _Run:
     collate = Collator(pad_id=tok.pad_id, mask_id=tok.mask_id, special_ids=tok.special_ids,
                        vocab_size=tok.vocab_size, masking=cfg.masking, seed=cfg.seed)
     return _Run(out=out, runtime=runtime, model=prepared, optimizer=optimizer,
-                schedule=Schedule(cfg.optim, cfg.max_steps, budget_seconds(cfg)),
+                schedule=Schedule(cfg.optim, cfg.max_steps, schedule_budget(cfg)),
                 train_reader=train_reader, eval_reader=ShardReader(cfg.data, "eval"),
                 lengths=sample_lengths(train_reader), collate=collate, unigram=unigram,
                 checkpoint=checkpoint, objective=objective)
