@@ -124,7 +124,8 @@ class StudyConfig:
         "--pretrain-dropout; BERT's 0.1 scored no better on a validation split, docs/RESULTS.md)",
         min=0)
     # Off by default: it adds a pretraining as long as a review model's per objective, and its
-    # fine-tuning (~35 minutes on 2 cores with bert alone: 10,000 steps at the quick run's 0.17 s each, and 15 runs), past the default study's 2 hours.
+    # fine-tuning: ~35 minutes on 2 cores with bert alone (10,000 steps at the quick run's 0.17 s
+    # each, and 15 runs), past the default study's 2 hours.
     continued: bool = opt(False, "also continue each general model on the review corpus (its "
                           "own general vocabulary, the step budget of a review model), as "
                           "`hanlm pretrain --init-from` adapts a user's checkpoint: "
