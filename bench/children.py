@@ -30,12 +30,17 @@ def time_encode(texts: list[str], tokenizer: str) -> dict:
             "texts": len(texts), "tokens": sum(len(e) for e in encodings)}
 
 
-def cpu_seconds() -> float:
-    """User + system CPU time of this process (all its threads) and of its finished children
-    (the build's worker processes): on a loaded machine, the measure that other processes
-    barely move."""
+def cpu_split() -> tuple[float, float]:
+    """User + system CPU seconds of this process (all its threads) and, apart, of its finished
+    children (the build's worker processes)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children together: on a loaded machine,
+    the measure that other processes barely move."""
+    return sum(cpu_split())
 
 
 def run_child(*args: str, module: str = "bench.data_build", env: dict[str, str] | None = None) -> dict:

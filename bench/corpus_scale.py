@@ -28,14 +28,13 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import resource
 import shutil
 import struct
 import sys
 import time
 from pathlib import Path
 
-from bench.children import peak_memory, run_child, time_encode
+from bench.children import cpu_split, peak_memory, run_child, time_encode
 from hanlm.text import CorpusConfig
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -100,12 +99,6 @@ def prepare_tokenizer(files: list[Path], work: Path, *, sample_mb: float, vocab_
 
 
 # ---------------------------------------------------------------- children (own processes)
-
-
-def cpu_split() -> tuple[float, float]:
-    """CPU seconds (user + system) of this process and of its finished children (the workers)."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
 
 
 def child_read(files: list[str]) -> dict:

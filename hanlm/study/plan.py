@@ -167,25 +167,27 @@ def pretrain_phases(cfg: StudyConfig, objective: str = "bert") -> list[Phase]:
     --init-from` continues a BERT only, so its second phase could not start from its first. As
     both phases hold the same tokens per step, it still sees as many tokens in as many steps.
     """
-    timed = cfg.pretrain_budget == "minutes"
-
-    def phase(suffix: str, max_len: int, batch: int, steps: int, minutes: float,
-              init_from: str | None) -> Phase:
-        return Phase(suffix, max_len, batch, steps, minutes, init_from,
-                     budget_minutes=round(minutes, 6) if timed else None)
-
     if not cfg.short_len or cfg.short_len >= cfg.max_len or objective == "electra":
-        return [phase("", cfg.max_len, cfg.pretrain_batch_size, cfg.pretrain_steps,
-                      cfg.pretrain_minutes, None)]
+        return [_phase(cfg, "", cfg.max_len, cfg.pretrain_batch_size, cfg.pretrain_steps,
+                       cfg.pretrain_minutes, None)]
     short_steps = min(cfg.pretrain_steps - 1, max(1, round(cfg.pretrain_steps * cfg.short_share)))
     share = short_steps / cfg.pretrain_steps
     short_batch = max(1, cfg.pretrain_batch_size * cfg.max_len // cfg.short_len)
     return [
-        phase("-short", cfg.short_len, short_batch, short_steps, cfg.pretrain_minutes * share,
-              None),
-        phase("", cfg.max_len, cfg.pretrain_batch_size, cfg.pretrain_steps - short_steps,
-              cfg.pretrain_minutes * (1 - share), "-short"),
+        _phase(cfg, "-short", cfg.short_len, short_batch, short_steps,
+               cfg.pretrain_minutes * share, None),
+        _phase(cfg, "", cfg.max_len, cfg.pretrain_batch_size, cfg.pretrain_steps - short_steps,
+               cfg.pretrain_minutes * (1 - share), "-short"),
     ]
+
+
+def _phase(cfg: StudyConfig, suffix: str, max_len: int, batch: int, steps: int, minutes: float,
+           init_from: str | None) -> Phase:
+    """A phase of `steps` steps and `minutes` minutes: with --pretrain-budget minutes, the
+    minutes are its budget; otherwise a safety cap."""
+    timed = cfg.pretrain_budget == "minutes"
+    return Phase(suffix, max_len, batch, steps, minutes, init_from,
+                 budget_minutes=round(minutes, 6) if timed else None)
 
 
 def model_phases(cfg: StudyConfig, model: Pretrained) -> list[Phase]:
@@ -194,10 +196,8 @@ def model_phases(cfg: StudyConfig, model: Pretrained) -> list[Phase]:
     starts from has left the early plateau the short phase is for."""
     if model.corpus != CONTINUED:
         return pretrain_phases(cfg, model.objective)
-    timed = cfg.pretrain_budget == "minutes"
-    return [Phase("", cfg.max_len, cfg.pretrain_batch_size, cfg.pretrain_steps,
-                  cfg.pretrain_minutes, None,
-                  budget_minutes=round(cfg.pretrain_minutes, 6) if timed else None)]
+    return [_phase(cfg, "", cfg.max_len, cfg.pretrain_batch_size, cfg.pretrain_steps,
+                   cfg.pretrain_minutes, None)]
 
 
 def fraction_name(fraction: float) -> str:

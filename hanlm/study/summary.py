@@ -16,14 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from hanlm.config import read_yaml
+from hanlm.study.corpora import CORPORA
+from hanlm.study.plan import CONTINUED, model_name
 from hanlm.train.log import read_metrics
 
 MODEL_NAMES = {"review": "review-pretrained", "general": "general-pretrained",
                "continued": "general, continued on reviews", "random": "random init",
                "tfidf": "TF-IDF + LR"}
 OBJECTIVE_NAMES = {"bert": "MLM + NSP", "mlm": "MLM", "electra": "ELECTRA"}
-CORPORA = ("review", "general")
-PRETRAINED = (*CORPORA, "continued")  # `hanlm.study.plan.CONTINUED`
+PRETRAINED = (*CORPORA, CONTINUED)
 TASK_NAMES = {"nsmc": "NSMC acc.", "klue-nli": "KLUE-NLI acc.", "klue-ner": "KLUE-NER entity F1"}
 TASK_DOMAIN = {"nsmc": "review", "klue-nli": "general", "klue-ner": "general"}
 PLOTS = ("pretraining_loss.png", "data_efficiency.png", "domain_heatmap.png")
@@ -149,8 +150,8 @@ def continued_summary(table: dict) -> dict[str, dict[str, dict[str, Any]]]:
     objective, and whether it beats each by more than the larger seed deviation of the pair
     (None with one seed: no deviation to judge by)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
-    for model in [m for m in table if (p := parse_model(m)) and p[0] == "continued"]:
-        objective = parse_model(model)[1]  # type: ignore[index]
+    continued = [(m, p[1]) for m in table if (p := parse_model(m)) and p[0] == CONTINUED]
+    for model, objective in continued:
         out[model] = {}
         for task in TASK_NAMES:
             own = table[model][task]
@@ -158,8 +159,7 @@ def continued_summary(table: dict) -> dict[str, dict[str, dict[str, Any]]]:
                 continue
             entry: dict[str, Any] = {"mean": own["mean"]}
             for corpus in CORPORA:
-                other = table.get(corpus if objective == "bert" else f"{corpus}-{objective}",
-                                  {}).get(task, {})
+                other = table.get(model_name(corpus, objective), {}).get(task, {})
                 if other.get("mean") is None:
                     continue
                 lead = own["mean"] - other["mean"]
@@ -285,8 +285,6 @@ def goals(table: dict, baselines: list[dict], test_examples: int | None = None,
 def collect(*, plan: dict, corpora: dict, pretraining: dict, runs: list[dict],
             baselines: list[dict], timings: dict, command: str, wall_seconds: float,
             source: dict[str, str], full_nsmc: dict | None = None) -> dict[str, Any]:
-    from hanlm.study.plan import model_name
-
     # The issue's goals are judged on the first objective's review model.
     review_model = model_name("review", (plan.get("objectives") or ["bert"])[0])
     return {
