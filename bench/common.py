@@ -33,6 +33,10 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+# Every pretraining figure in docs/BENCHMARKS.md was measured at this peak lr, for every system;
+# kept explicit (not `hanlm pretrain`'s per-preset default) so that the runs stay comparable.
+BENCH_LR = 5e-4
+
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 

@@ -26,13 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.common import machine, matmul_flops_per_second, sync
+from bench.common import BENCH_LR, machine, matmul_flops_per_second, sync
 from bench.flops import Dims
 
 logger = logging.getLogger(__name__)
 
-# Both systems at one peak rate (not hanlm's per-preset default), so the steps they time match.
-LR = 5e-4
 FULL = {"preset": "base", "steps": 60, "warmup": 10, "batch_size": 64, "max_len": 128,
         "finetune_steps": 300, "finetune_limit": 30_000}
 DRY = {"preset": "tiny", "steps": 4, "warmup": 1, "batch_size": 8, "max_len": 64,
@@ -81,7 +79,7 @@ def run_hanlm(data: Path, work: Path, plan: dict, precision: str, dev: torch.dev
     pretrain(PretrainConfig(
         data=str(data), out=str(work / "hanlm"), preset=plan["preset"], max_steps=plan["steps"],
         batch_size=plan["batch_size"], precision=precision, eval_every=0, save_every=10**9,
-        overwrite=True, tensorboard=False, progress=False, optim=OptimConfig(lr=LR),
+        overwrite=True, tensorboard=False, progress=False, optim=OptimConfig(lr=BENCH_LR),
         masking=MaskingConfig(mlm_probability=0.15)), Hooks(on_step=lambda s, m: timer.mark(s)))
     return timer.seconds_per_step()
 
@@ -116,7 +114,7 @@ def run_huggingface(data: Path, work: Path, plan: dict, bf16: bool, dev: torch.d
 
     args = TrainingArguments(
         output_dir=str(work / "hf"), per_device_train_batch_size=plan["batch_size"],
-        max_steps=plan["steps"], learning_rate=LR, warmup_steps=0.06, weight_decay=0.01,
+        max_steps=plan["steps"], learning_rate=BENCH_LR, warmup_steps=0.06, weight_decay=0.01,
         adam_beta2=0.98, adam_epsilon=1e-6, bf16=bf16, use_cpu=dev.type == "cpu",
         dataloader_num_workers=2 if dev.type == "cuda" else 0, save_strategy="no",
         report_to="none", disable_tqdm=True, logging_steps=10**6, seed=0)

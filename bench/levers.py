@@ -27,6 +27,7 @@ from hanlm.data.shards import ShardReader
 from hanlm.model.bert import build_bert_config, new_pretraining_model
 from hanlm.tokenizer import KoreanTokenizer
 from hanlm.train.optim import OptimConfig, build_optimizer
+from hanlm.train.precision import autocast
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,10 @@ VARIANTS = [
             fused_adamw=True),
     Variant("hanlm now + torch.compile", attn="eager", batches="bucketed", fused_adamw=True,
             compile=True),
+    Variant("hanlm defaults: eager, bucketed, fused AdamW, dropout 0", attn="eager",
+            batches="bucketed", fused_adamw=True, dropout=0.0),
+    Variant("hanlm defaults + torch.compile", attn="eager", batches="bucketed", fused_adamw=True,
+            dropout=0.0, compile=True),
 ]
 
 
@@ -80,7 +85,8 @@ def make_batches(data: str, kind: str, *, batch_size: int, count: int, seed: int
     return out
 
 
-def make_step(variant: Variant, preset: str, vocab_size: int) -> Callable[[dict], None]:
+def make_step(variant: Variant, preset: str, vocab_size: int, precision: str = "fp32"
+              ) -> Callable[[dict], None]:
     config = build_bert_config(preset, vocab_size=vocab_size, dropout=variant.dropout,
                                attn_implementation=variant.attn)
     model = new_pretraining_model(config, seed=0)
@@ -92,7 +98,8 @@ def make_step(variant: Variant, preset: str, vocab_size: int) -> Callable[[dict]
     forward = torch.compile(model, dynamic=True) if variant.compile else model
 
     def step(batch: dict) -> None:
-        out = forward(**batch)
+        with autocast(precision, torch.device("cpu")):
+            out = forward(**batch)
         out.loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -101,11 +108,11 @@ def make_step(variant: Variant, preset: str, vocab_size: int) -> Callable[[dict]
 
 
 def measure(data: str, preset: str, variants: list[Variant], *, batch_size: int, rounds: int,
-            batches_per_round: int = 2) -> list[dict]:
+            batches_per_round: int = 2, precision: str = "fp32") -> list[dict]:
     tok = KoreanTokenizer.load(f"{data}/tokenizer")
     batches = {kind: make_batches(data, kind, batch_size=batch_size, count=batches_per_round)
                for kind in {v.batches for v in variants}}
-    steps = [make_step(v, preset, tok.vocab_size) for v in variants]
+    steps = [make_step(v, preset, tok.vocab_size, precision) for v in variants]
     for v, step in zip(variants, steps, strict=True):  # warm-up (and compile)
         step(batches[v.batches][0])
     wall: list[list[float]] = [[] for _ in variants]
@@ -139,21 +146,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--batches", type=int, default=2, help="batches per variant per round")
     parser.add_argument("--only", nargs="*", help="variant names (substrings) to keep besides the reference")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="every variant's forward under this autocast (as `hanlm pretrain "
+                        "--precision` runs it)")
     parser.add_argument("--out", default=None, help="write the rows as JSON here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     variants = VARIANTS if not args.only else [VARIANTS[0]] + [
         v for v in VARIANTS[1:] if any(s in v.name for s in args.only)]
     rows = measure(args.data, args.preset, variants, batch_size=args.batch_size, rounds=args.rounds,
-                   batches_per_round=args.batches)
-    print(f"{args.preset}, batch {args.batch_size}, {args.rounds} interleaved rounds; {machine()}")
+                   batches_per_round=args.batches, precision=args.precision)
+    print(f"{args.preset}, batch {args.batch_size}, {args.precision}, {args.rounds} interleaved rounds; "
+          f"{machine()}")
     for r in rows:
         print(f"  {r['variant']:<40} {r['tokens_per_second']:8.0f} real tok/s   x{r['speedup_wall']:.2f} wall"
               f"   x{r['speedup_cpu_time']:.2f} cpu-time")
     if args.out:
         from pathlib import Path
 
-        write_json(Path(args.out), {"preset": args.preset, "machine": machine(), "rows": rows})
+        write_json(Path(args.out), {"preset": args.preset, "precision": args.precision,
+                                    "machine": machine(), "rows": rows})
 
 
 if __name__ == "__main__":

@@ -28,15 +28,11 @@ from pathlib import Path
 
 import torch
 
-from bench.common import Turns, device, peak_rss_mb, sync
+from bench.common import BENCH_LR, Turns, device, peak_rss_mb, sync
 from bench.corpus import heldout_loss
 from hanlm.model.presets import PRESETS
 from hanlm.train.optim import OptimConfig
 from hanlm.train.pretrain import PretrainConfig
-
-# Every figure in docs/BENCHMARKS.md was measured at this peak lr, for both systems; kept
-# explicit so they stay comparable, apart from `hanlm pretrain`'s per-preset default.
-BENCH_LR = 5e-4
 
 
 def add_mlm_bias_init_option(parser: argparse.ArgumentParser, help: str) -> None:

@@ -45,3 +45,12 @@ def tiny_pretraining_data(tmp_path_factory) -> Path:
     return build_dataset(DataBuildConfig(corpus=corpus, tokenizer=str(tok), out=str(root / "data"),
                                          max_len=32, eval_fraction=0.2, workers=1,
                                          reader=CorpusConfig()))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny BERT in Hugging Face format (tests/tasks_fixtures.py), shared by the fine-tuning
+    tests, which only read it."""
+    from tasks_fixtures import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "bert")

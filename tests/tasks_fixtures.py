@@ -356,3 +356,24 @@ FIXTURES: dict[str, Callable[[Path], dict]] = {
     "korquad": write_korquad,
     "klue-mrc": write_klue_mrc,
 }
+
+
+# ------------------------------------------------------------------ running a task in tests
+
+QUICK = {"max_steps": 4, "eval_every": 2, "batch_size": 4, "max_len": 64, "progress": False,
+         "lr": 1e-3, "log_every": 1}
+
+
+def run_finetune(task: str, files: dict, model: Path, out: Path, **overrides) -> dict:
+    """`hanlm finetune` in process with QUICK settings; its metrics.json."""
+    from hanlm import config
+    from hanlm.tasks.run import FinetuneConfig, finetune
+
+    values = {"task": task, "model": str(model), "out": str(out), **QUICK,
+              **{k: str(v) for k, v in files.items()}, **overrides}
+    assert finetune(config.build(FinetuneConfig, values)) == 0
+    return json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]

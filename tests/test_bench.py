@@ -60,6 +60,19 @@ def test_pretrain_bench_runs_every_system_end_to_end(tmp_path):
     assert equal["hanlm_steps"] >= 1 and np.isfinite(equal["hanlm_final_loss"])
 
 
+def test_pretrain_bench_runs_a_chosen_ring_under_its_own_name(tmp_path):
+    """--systems leaves systems out of the ring (hanlm always runs); the report is named after
+    them, so it never replaces a full run's."""
+    from bench import pretrain
+    pretrain.main(["--quick", "--presets", "tiny", "--steps", "2", "--eval-every", "2", "--reviews", "1500",
+                   "--vocab-size", "600", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out"),
+                   "--systems", "strong"])
+    assert not (tmp_path / "out" / "pretrain-quick.json").exists()
+    tiny = json.loads((tmp_path / "out" / "pretrain-quick-strong-hanlm.json").read_text())["presets"]["tiny"]
+    assert list(tiny["systems"]) == ["strong", "hanlm"] and list(tiny["ratios_hanlm_over"]) == ["strong"]
+    assert "equal_tokens" not in tiny  # that run matches the typical script's tokens, absent here
+
+
 def test_strong_baseline_reads_hanlms_instances_as_dataset_rows(tiny_pretraining_data):
     from transformers import DataCollatorForLanguageModeling
 

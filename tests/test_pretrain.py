@@ -62,6 +62,7 @@ def test_cli_run_logs_evaluates_and_checkpoints(data_dir, tmp_path):
     assert all(r["tokens_per_second"] > 0 for r in train)
     saved = (run / "config.yaml").read_text()
     assert "max_steps: 6" in saved and "lr: 0.002" in saved  # the resolved rate, for --resume
+    assert "objective: bert" in saved  # resolved from the data, not `None`
     state = json.loads((run / "checkpoints" / "step-00000006" / "state.json").read_text())
     assert state["loop"]["samples_seen"] == 6 * 8
     assert state["elapsed_seconds"] > 0

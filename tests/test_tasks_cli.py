@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from tasks_fixtures import FIXTURES, build_tiny_model
+from tasks_fixtures import FIXTURES
 
 from hanlm import config
 from hanlm.tasks.relation import KLUE_RE_LABELS
@@ -31,11 +31,6 @@ from hanlm.tasks.run import (
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--max-steps", "4", "--eval-every", "2", "--batch-size", "4", "--max-len", "64",
          "--lr", "1e-3", "--no-progress"]
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "bert")
 
 
 def _env() -> dict[str, str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tasks_fixtures import FIXTURES, build_tiny_model
+from tasks_fixtures import FIXTURES
 
 from hanlm import config
 from hanlm.cli import main
@@ -27,11 +27,6 @@ from hanlm.train import precision
 BF16_TOLERANCE = 0.02
 TRAIN = {"batch_size": 8, "max_len": 64, "progress": False, "tensorboard": False,
          "precision": "fp32", "keep_checkpoints": 1, "eval_every": 0}
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "bert")
 
 
 def _finetuned(task: str, model: Path, root: Path, **overrides) -> tuple[Path, dict]:

@@ -10,7 +10,6 @@ import logging
 from pathlib import Path
 
 import pytest
-from tasks_fixtures import build_tiny_model
 
 from hanlm.cli import main
 from hanlm.tasks.base import ReadOptions
@@ -21,11 +20,6 @@ pytestmark = pytest.mark.shared_data
 
 QUICK = ["--max-steps", "3", "--eval-every", "3", "--batch-size", "8", "--max-len", "96",
          "--limit", "120", "--no-progress"]
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "bert")
 
 
 @pytest.mark.parametrize("task,path,count", [

@@ -126,3 +126,18 @@ def test_every_shipped_recipe_reads_as_a_pretraining_config(recipe):
     values = {**config.read_yaml(recipe), "data": "data", "out": "out"}
     cfg = config.build(PretrainConfig, values)
     assert cfg.max_minutes and cfg.objective in ("mlm", "electra")
+
+
+def test_fp16_training_is_refused_without_a_gpu():
+    """Both loops build their Runtime here: fp16 on a CPU is an error naming the fix, not a
+    run in another precision than asked for."""
+    from hanlm.errors import HanlmError
+    from hanlm.train.config import FinetuneTrainingConfig
+    from hanlm.train.engine import Runtime
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU trains in fp16")
+    for cfg in (PretrainConfig(data="d", out="o", precision="fp16"),
+                FinetuneTrainingConfig(precision="fp16")):
+        with pytest.raises(HanlmError, match="fp16 needs a GPU; on a CPU use bf16 or fp32"):
+            Runtime(cfg, hidden_size=64)

@@ -3,9 +3,10 @@
 The corpus is read once, in order, and cut into chunks of about `chunk_chars` characters; each
 chunk becomes one train shard (and one eval shard). While the main process reads, worker
 processes tokenize what it has read so far, in pieces (hanlm.data.chunks), so
-reading and tokenizing overlap even in a corpus of a single chunk; the main process then pairs
-and writes each chunk once its pieces are back and the next chunk has been read and sent, so the
-workers tokenize while it pairs (pairing costs a small fraction of tokenizing).
+reading and tokenizing overlap even in a corpus of a single chunk; once a chunk's pieces are back
+and the next chunk has been read and sent, the chunk goes to a worker to be paired and written,
+so the main process only reads, normalises and hands out work (pairing costs a small fraction of
+tokenizing, but done by the main process it bounded the build at a few workers).
 A chunk's output depends only on its documents, the seed and its index, so the result is
 identical for any number of workers, and a killed build resumed with `--resume` reuses the
 shards already written (their documents are read again, not tokenized). NotNext partners are
@@ -27,10 +28,11 @@ import logging
 import os
 import shutil
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from tqdm import tqdm
@@ -39,7 +41,14 @@ from hanlm import __version__, atomic
 from hanlm import config as config_lib
 from hanlm.atomic import write_skipped
 from hanlm.config import opt
-from hanlm.data.chunks import Chunk, assign_chunks, one_behind, tokenized_chunks, tokenizing
+from hanlm.data.chunks import (
+    Chunk,
+    PieceTokens,
+    Workers,
+    assign_chunks,
+    one_behind,
+    tokenized_chunks,
+)
 from hanlm.data.instances import (
     Instance,
     Pairs,
@@ -116,15 +125,25 @@ def _instances(docs: list[TokenizedDocument], cfg: dict, rng: np.random.Generato
     return assemble(instances, cls_id=tok.cls_id, sep_id=tok.sep_id)
 
 
-def write_chunk(chunk: Chunk, cfg: dict, out: Path, tok: KoreanTokenizer) -> dict:
-    """Pair a tokenized chunk and write its train and eval shards; its stats."""
-    tokenized = [t.get() for t in chunk.tokenized]
+def write_chunk(chunk: Chunk, cfg: dict, out: Path, workers: Workers) -> Any:
+    """Send a tokenized chunk to be paired and its train and eval shards written; `.get()`
+    gives its stats. Its pieces' tokens come back here first (several workers may have
+    tokenized them) and go out again as the pieces' flat arrays: a few large arrays per chunk,
+    cheap to send, where documents would be thousands of small ones."""
+    pieces = [piece.tokens() for piece in chunk.pieces]
     held_out = [is_eval(d.id, cfg["seed"], cfg["eval_fraction"]) for d in chunk.documents]
     stats = {"index": chunk.index, "documents": len(chunk.documents), "chars": chunk.chars}
+    return workers.run(_pair_and_write, pieces, held_out, stats, cfg, out)
+
+
+def _pair_and_write(pieces: list[PieceTokens], held_out: list[bool], stats: dict, cfg: dict,
+                    out: Path, tok: KoreanTokenizer) -> dict:
+    limit = cfg["max_len"] - 3  # [CLS] A [SEP] B [SEP]
+    tokenized = [doc for piece in pieces for doc in piece.documents(limit)]
     for split, wanted in (("train", False), ("eval", True)):
         docs = [t for t, e in zip(tokenized, held_out, strict=True) if e == wanted and t]
-        rng = np.random.default_rng((cfg["seed"], chunk.index, int(wanted)))
-        shard = out / split / f"shard-{chunk.index:05d}"
+        rng = np.random.default_rng((cfg["seed"], stats["index"], int(wanted)))
+        shard = out / split / f"shard-{stats['index']:05d}"
         stats[split] = write_shard(shard, _instances(docs, cfg, rng, tok), vocab_size=tok.vocab_size)
         stats[split]["documents"] = len(docs)
     return stats
@@ -234,19 +253,34 @@ def _run_chunks(
     (out / "chunks").mkdir(exist_ok=True)
     results: list[dict] = []
     progress = tqdm(desc="data build", unit="chars", unit_scale=True, disable=None)
-    limit = job_cfg["max_len"] - 3
     finished = {int(marker.stem) for marker in (out / "chunks").glob("*.json")}
+    # Chunks sent to be paired and written, by index and size only: the documents themselves
+    # are let go as soon as they are sent.
+    writing: deque[tuple[int, int, Any]] = deque()
+
+    def collect(index: int, chars: int, pending: Any) -> None:
+        stats = pending.get()
+        atomic.write_text(out / "chunks" / f"{index:05d}.json", json.dumps(stats))
+        results.append(stats)
+        progress.update(chars)
+
     with contextlib.ExitStack() as stack:
-        submit = tokenizing(tok, workers, stack)
+        pool = Workers(tok, workers, stack)
         indexed = assign_chunks(documents, cfg.chunk_chars)
-        chunks = tokenized_chunks(indexed, submit, finished.__contains__, limit)
+        chunks = tokenized_chunks(indexed, pool.tokenize, finished.__contains__)
         for chunk in one_behind(chunks):
             stats = _done(out, chunk.index)  # written by an interrupted run with the same settings
-            if stats is None:
-                stats = write_chunk(chunk, job_cfg, out, tok)
-                atomic.write_text(out / "chunks" / f"{chunk.index:05d}.json", json.dumps(stats))
-            results.append(stats)
-            progress.update(chunk.chars)
+            if stats is not None:
+                results.append(stats)
+                progress.update(chunk.chars)
+                continue
+            writing.append((chunk.index, chunk.chars, write_chunk(chunk, job_cfg, out, pool)))
+            # Two chunks in writing at most: memory stays that of a few chunks, and pairing
+            # costs a small fraction of tokenizing, so more would not go faster.
+            while len(writing) > 2:
+                collect(*writing.popleft())
+        while writing:
+            collect(*writing.popleft())
     progress.close()
     if not results:
         raise HanlmError("the corpus holds no documents", path=", ".join(cfg.corpus))

@@ -1,8 +1,10 @@
 """Cutting the corpus into chunks (one train and one eval shard each) and tokenizing their
-documents in pieces, in worker processes, while the corpus is still being read.
+documents in pieces, in worker processes, while the corpus is still being read; the workers
+that pair and write the chunks (`Workers`).
 
 A piece is about `PIECE_CHARS` characters of documents; its tokens come back as one flat array
-and are cut into `TokenizedDocument`s only when the chunk is paired (`Chunk.tokenized`).
+(`PieceTokens`), travel on as such to the worker that pairs the chunk, and are cut into
+`TokenizedDocument`s there.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ class Chunk:
     index: int
     documents: list[Document]
     chars: int
-    tokenized: list[_Tokenized]  # per document, its tokens once its piece is back
+    pieces: list[Piece]  # its documents' tokens, piece by piece, in document order
 
 
 def _chars(doc: Document) -> int:
@@ -67,44 +69,43 @@ def _init_worker() -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # Rust's thread pool is unsafe after fork
 
 
-def _encode_piece(texts: list[str], tok: KoreanTokenizer | None = None
+def _encode_piece(texts: list[str], tok: KoreanTokenizer
                   ) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Every text's tokens back to back, and each text's token count (compact to send back);
-    with the worker's tokenizer unless given one."""
-    tok = tok or _TOKENIZER
-    assert tok is not None
+    """Every text's tokens back to back, and each text's token count (compact to send back)."""
     ids, starts, counts = tok.encode_words_flat(texts)
     return ids, starts, counts.tolist()
 
 
-class _Piece:
-    """Documents sent to be tokenized together; their TokenizedDocuments once back."""
+class Piece:
+    """Documents sent to be tokenized together: how many sentences each has, and the pending
+    result (every sentence's tokens back to back)."""
 
-    def __init__(self, documents: list[Document], pending: Any, limit: int):
+    def __init__(self, documents: list[Document], pending: Any):
         self.sentence_counts = [len(d.sentences) for d in documents]
-        self._pending, self._limit = pending, limit
-        self._documents: list[TokenizedDocument] | None = None
+        self.pending = pending
 
-    def documents(self) -> list[TokenizedDocument]:
-        if self._documents is None:
-            ids, starts, lengths = self._pending.get()
-            self._documents, token, sentence = [], 0, 0
-            for count in self.sentence_counts:
-                own = lengths[sentence : sentence + count]
-                end = token + sum(own)
-                self._documents.append(TokenizedDocument.from_lengths(
-                    ids[token:end], starts[token:end], own, self._limit))
-                token, sentence = end, sentence + count
-        return self._documents
+    def tokens(self) -> PieceTokens:
+        """The tokens, waiting for them if needed, in the compact form they travel in."""
+        return PieceTokens(*self.pending.get(), self.sentence_counts)
 
 
 @dataclass
-class _Tokenized:
-    piece: _Piece
-    position: int
+class PieceTokens:
+    ids: np.ndarray
+    starts: np.ndarray
+    lengths: list[int]  # per sentence
+    sentence_counts: list[int]  # per document
 
-    def get(self) -> TokenizedDocument:
-        return self.piece.documents()[self.position]
+    def documents(self, limit: int) -> list[TokenizedDocument]:
+        """Each document's tokens, cut into segments of at most `limit` (views, no copies)."""
+        documents, token, sentence = [], 0, 0
+        for count in self.sentence_counts:
+            own = self.lengths[sentence : sentence + count]
+            end = token + sum(own)
+            documents.append(TokenizedDocument.from_lengths(
+                self.ids[token:end], self.starts[token:end], own, limit))
+            token, sentence = end, sentence + count
+        return documents
 
 
 class _Done:
@@ -119,7 +120,7 @@ class _Done:
 
 def tokenized_chunks(
     indexed: Iterable[tuple[int, Document]], submit: Callable[[list[str]], Any],
-    finished: Callable[[int], bool], limit: int,
+    finished: Callable[[int], bool],
 ) -> Iterator[Chunk]:
     """The chunks, each passed on once its last document is read and sent to be tokenized; the
     documents of a chunk are sent in pieces as they are read (a finished chunk's are not sent:
@@ -130,8 +131,7 @@ def tokenized_chunks(
 
     def send() -> None:
         assert chunk is not None
-        sent = _Piece(piece, submit([s for doc in piece for s in doc.sentences]), limit)
-        chunk.tokenized += [_Tokenized(sent, k) for k in range(len(piece))]
+        chunk.pieces.append(Piece(piece, submit([s for doc in piece for s in doc.sentences])))
 
     for index, doc in indexed:
         if chunk is not None and chunk.index != index:
@@ -157,27 +157,46 @@ def tokenized_chunks(
         yield chunk
 
 
-def tokenizing(tok: KoreanTokenizer, workers: int, stack: contextlib.ExitStack
-                ) -> Callable[[list[str]], Any]:
-    """How pieces get tokenized: by a pool of worker processes (closed with `stack`), or here.
+class Workers:
+    """Where the build's work runs: a pool of worker processes (closed with the build's
+    `stack`), or this process when there is one worker. Both the pieces' tokenizing and the
+    chunks' pairing and writing go there, so the main process only reads and hands out work:
+    at scale it would otherwise bound the build (docs/BENCHMARKS.md, corpus scale).
+
     The workers inherit `tok` through fork rather than each loading it again (~0.3 s apiece,
     a third of the work on a corpus of a megabyte)."""
-    global _TOKENIZER
-    if workers <= 1:
-        return lambda texts: _Done(_encode_piece(texts, tok))
-    _TOKENIZER = tok
-    try:
-        pool = stack.enter_context(
-            mp.get_context("fork").Pool(workers, initializer=_init_worker))
-    finally:
-        _TOKENIZER = None  # the workers have their copy; this process keeps no global
-    return lambda texts: pool.apply_async(_encode_piece, (texts,))
+
+    def __init__(self, tok: KoreanTokenizer, workers: int, stack: contextlib.ExitStack):
+        global _TOKENIZER
+        self.tok, self.pool = tok, None
+        if workers <= 1:
+            return
+        _TOKENIZER = tok
+        try:
+            self.pool = stack.enter_context(
+                mp.get_context("fork").Pool(workers, initializer=_init_worker))
+        finally:
+            _TOKENIZER = None  # the workers have their copy; this process keeps no global
+
+    def tokenize(self, texts: list[str]) -> Any:
+        return self.run(_encode_piece, texts)
+
+    def run(self, job: Callable[..., Any], *args: Any) -> Any:
+        """`job(*args, tok)` in a worker (its inherited tokenizer) or here; `.get()` waits for
+        the result."""
+        if self.pool is None:
+            return _Done(job(*args, self.tok))
+        return self.pool.apply_async(_with_worker_tokenizer, (job, *args))
+
+
+def _with_worker_tokenizer(job: Callable[..., Any], *args: Any) -> Any:
+    return job(*args, _TOKENIZER)
 
 
 def one_behind(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
     """Each chunk once the next one has been read (and sent to be tokenized): while this
-    process pairs and writes a chunk, the workers have the next one to tokenize instead of
-    waiting for it (holds two chunks, not one)."""
+    process waits for a chunk's last pieces, the workers have the next one's queued instead of
+    running dry (holds two chunks, not one)."""
     previous: Chunk | None = None
     for chunk in chunks:
         if previous is not None:

@@ -177,8 +177,9 @@ class QaTask:
         score, start, end = best
         pred = {"id": example.id, "question": example.question}
         if score == -np.inf or (self.allow_impossible and null > score):
+            # No window at all leaves `null` infinite, which JSON cannot hold: no score then.
             return {**pred, "answer": "", "start": None, "end": None, "impossible": True,
-                    "score": null}
+                    "score": null if np.isfinite(null) else None}
         return {**pred, "answer": example.context[start:end], "start": start, "end": end,
                 "impossible": False, "score": score}
 

@@ -42,7 +42,7 @@ from hanlm.tasks.modeling import (
 from hanlm.tasks.registry import customize, get_task
 from hanlm.tasks.tokenizer_loading import load_tokenizer
 from hanlm.train.engine import RUN_FILE, Hooks, prepare_run_dir
-from hanlm.train.precision import decide_precision
+from hanlm.train.precision import decide_precision, require_device_for
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +96,7 @@ def inference_precision(requested: str, model: Any) -> str:
     the same measurement, the same log line), fp16 refused without a GPU, where autocast
     would run it emulated."""
     choice = decide_precision(requested, model.config.hidden_size)
-    if choice.precision == "fp16" and next(model.parameters()).device.type != "cuda":
-        raise HanlmError("--precision fp16 needs a GPU; on a CPU use bf16 or fp32")
+    require_device_for(choice.precision, next(model.parameters()).device)
     return choice.precision
 
 

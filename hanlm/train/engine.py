@@ -25,7 +25,7 @@ from torch import nn
 from hanlm.errors import HanlmError
 from hanlm.train.config import TrainingConfig
 from hanlm.train.optim import Schedule
-from hanlm.train.precision import autocast, decide_precision
+from hanlm.train.precision import autocast, decide_precision, require_device_for
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,8 @@ class Runtime:
         if training.threads:
             torch.set_num_threads(training.threads)
         self.choice = decide_precision(training.precision, hidden_size)
+        require_device_for(self.choice.precision,
+                           torch.device("cuda" if torch.cuda.is_available() else "cpu"))
         # cpu=True is what makes Accelerate set up gloo under torchrun on machines without a GPU.
         self.accelerator = Accelerator(
             mixed_precision="fp16" if self.choice.precision == "fp16" else "no",

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from hanlm.errors import HanlmError
+
 logger = logging.getLogger(__name__)
 
 # bf16 must be this much faster to be chosen: below it the timing noise of a loaded machine
@@ -57,6 +59,14 @@ def decide_precision(requested: str, hidden_size: int) -> PrecisionChoice:
     choice = choose_precision(requested, hidden_size)
     logger.info("precision %s: %s", choice.precision, choice.reason)
     return choice
+
+
+def require_device_for(precision: str, device: torch.device) -> None:
+    """fp16 only on a GPU: a CPU has no fp16 matmul, autocast would emulate it (slower than
+    fp32) and Accelerate's loss scaling is CUDA's. Refused by name rather than run in another
+    precision than the one asked for."""
+    if precision == "fp16" and device.type != "cuda":
+        raise HanlmError("--precision fp16 needs a GPU; on a CPU use bf16 or fp32")
 
 
 def autocast(precision: str, device: torch.device):

@@ -70,7 +70,9 @@ def _run_identity(cfg: PretrainConfig, meta: dict, objective: str) -> dict:
 def _write_run_files(out: Path, cfg: PretrainConfig, identity: dict, meta: dict, tok_dir: Path,
                      model: torch.nn.Module) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    config_lib.save(cfg, out / "config.yaml")
+    # The objective as resolved (from the data when not given), as the lr is: the file says
+    # what ran.
+    config_lib.save(replace(cfg, objective=identity["objective"]), out / "config.yaml")
     if not (out / "tokenizer").is_dir():
         with atomic.directory(out / "tokenizer") as tmp:
             tokenizer_files.copy_files(tok_dir, tmp)
