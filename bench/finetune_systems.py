@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from bench.common import Turns, peak_rss_mb
+from bench.common import Turns, peak_rss_mb, summarize_profile
 
 # ---------------------------------------------------------------- taking turns, timing
 
@@ -95,39 +95,6 @@ class ProfileClock(Clock):
             self._prof.__exit__(None, None, None)
             self.profile = summarize_profile(self._prof, sum(s["seconds"] for s in self.segments["train"]))
         self.phase = "done"
-
-
-# operator name -> share group (first match wins); self-CPU time, so nothing is counted twice
-PROFILE_GROUPS = (
-    ("matmul", ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")),
-    ("optimizer (AdamW)", ("_foreach_", "fused_adam", "adamw")),
-    ("dropout", ("bernoulli", "dropout")),
-    ("softmax, mask", ("softmax", "masked_fill", "aten::where", "scaled_dot_product", "_efficient_attention",
-                       "flash_attention")),
-    ("layer norm", ("layer_norm",)),
-    ("gelu", ("gelu",)),
-    ("embedding (fwd/bwd)", ("embedding",)),
-    ("element-wise", ("aten::mul", "aten::add", "aten::div", "aten::sum", "aten::sub", "aten::neg", "aten::sqrt")),
-    ("copies, fills", ("copy_", "aten::clone", "aten::fill_", "aten::zero_", "aten::zeros", "aten::empty",
-                       "aten::full", "contiguous")),
-    ("grad norm / clip", ("norm", "clamp")),
-)
-
-
-def summarize_profile(prof, wall_seconds: float) -> dict:
-    groups: dict[str, float] = {}
-    ops = []
-    for event in prof.key_averages():
-        seconds = event.self_cpu_time_total / 1e6
-        if seconds <= 0:
-            continue
-        ops.append((event.key, seconds))
-        group = next((g for g, keys in PROFILE_GROUPS if any(k in event.key for k in keys)), "other operators")
-        groups[group] = groups.get(group, 0.0) + seconds
-    total = sum(groups.values())
-    return {"wall_seconds": wall_seconds, "operator_self_cpu_seconds": total,
-            "groups_share_of_operator_time": {g: t / total for g, t in sorted(groups.items(), key=lambda x: -x[1])},
-            "top_operators": [{"op": k, "self_cpu_seconds": t} for k, t in sorted(ops, key=lambda x: -x[1])[:15]]}
 
 
 def _shape(mask_or_lengths, width: int) -> dict:

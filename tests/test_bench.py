@@ -343,3 +343,20 @@ def test_the_gpu_check_runs_on_the_cpu_as_a_dry_run(tmp_path, shared_data):
     assert speed["huggingface"]["real_tokens_per_second"] > 0
     assert speed["hanlm"]["real_tokens_per_second"] > 0 and speed["speedup"] > 0
     assert report["finetuning"]["steps"] == 3
+
+
+def test_levers_bench_times_and_profiles_a_variant_against_the_reference(tiny_pretraining_data, tmp_path):
+    from bench import levers
+    common = ["--data", str(tiny_pretraining_data), "--preset", "tiny", "--batch-size", "4", "--rounds", "1",
+              "--batches", "1", "--only", "hanlm defaults:", "--precision", "bf16"]
+    levers.main([*common, "--out", str(tmp_path / "timed.json")])
+    timed = json.loads((tmp_path / "timed.json").read_text())
+    assert timed["precision"] == "bf16" and [r["variant"][:14] for r in timed["rows"]] == ["reference (sdp",
+                                                                                           "hanlm defaults"]
+    assert timed["rows"][0]["speedup_wall"] == 1.0 and timed["rows"][1]["tokens_per_second"] > 0
+    levers.main([*common, "--profile", "--out", str(tmp_path / "profile.json")])
+    profiles = json.loads((tmp_path / "profile.json").read_text())["profiles"]
+    assert len(profiles) == 2
+    for prof in profiles.values():
+        shares = prof["groups_share_of_operator_time"]
+        assert shares["matmul"] > 0 and abs(sum(shares.values()) - 1) < 1e-6
