@@ -211,3 +211,9 @@ def summarize_profile(prof, wall_seconds: float) -> dict:
     return {"wall_seconds": wall_seconds, "operator_self_cpu_seconds": total,
             "groups_share_of_operator_time": {g: t / total for g, t in sorted(groups.items(), key=lambda x: -x[1])},
             "top_operators": [{"op": k, "self_cpu_seconds": t} for k, t in sorted(ops, key=lambda x: -x[1])[:15]]}
+
+
+def print_profile_groups(profile: dict) -> None:
+    """`summarize_profile`'s groups, one line each, largest first."""
+    for group, share in profile["groups_share_of_operator_time"].items():
+        print(f"{group:>28} {share:6.1%}")

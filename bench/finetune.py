@@ -41,7 +41,15 @@ from pathlib import Path
 
 import torch
 
-from bench.common import Turns, columns, machine, peak_rss_mb, print_comparison, write_json
+from bench.common import (
+    Turns,
+    columns,
+    machine,
+    peak_rss_mb,
+    print_comparison,
+    print_profile_groups,
+    write_json,
+)
 from bench.finetune_systems import SYSTEMS, Clock, ProfileClock, Spec
 from hanlm.model.presets import PRESETS
 
@@ -158,8 +166,7 @@ def print_profiles(profiles: dict) -> None:
         print(f"\n== {name}: torch-profiler self-CPU time of its training steps "
               f"({p['operator_self_cpu_seconds']:.1f} s of operators in {p['wall_seconds']:.1f} s wall, "
               f"real-token fraction {real_token_fraction(r['batches']):.0%})")
-        for group, share in p["groups_share_of_operator_time"].items():
-            print(f"{group:>28} {share:6.1%}")
+        print_profile_groups(p)
 
 
 def run_pair(spec: Spec) -> dict:

@@ -16,11 +16,12 @@ import logging
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from bench.common import Stopwatch, machine, summarize_profile, write_json
+from bench.common import Stopwatch, machine, print_profile_groups, summarize_profile, write_json
 from hanlm.data.batches import BatchSchedule, Collator, global_batch
 from hanlm.data.masking import MaskingConfig
 from hanlm.data.shards import ShardReader
@@ -143,14 +144,15 @@ def profile(data: str, preset: str, variants: list[Variant], *, batch_size: int,
     """Each variant's steps over the round's batches, after a warm-up step, under the torch
     profiler: self-CPU time by operator group (`bench.common.PROFILE_GROUPS`)."""
     tok = KoreanTokenizer.load(f"{data}/tokenizer")
+    batches = {kind: make_batches(data, kind, batch_size=batch_size, count=batches_per_round)
+               for kind in {v.batches for v in variants}}
     out = {}
     for v in variants:
-        batches = make_batches(data, v.batches, batch_size=batch_size, count=batches_per_round)
         step = make_step(v, preset, tok.vocab_size, precision)
-        step(batches[0])
+        step(batches[v.batches][0])
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
             with Stopwatch() as watch:
-                for b in batches:
+                for b in batches[v.batches]:
                     step(b)
         out[v.name] = summarize_profile(prof, watch.wall)
     return out
@@ -170,37 +172,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action="store_true",
                         help="instead of the timed comparison: each variant's steps under the torch "
                         "profiler, self-CPU time by operator group")
-    parser.add_argument("--out", default=None, help="write the rows as JSON here")
+    parser.add_argument("--out", default=None, help="write the rows (or the profiles) as JSON here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     variants = VARIANTS if not args.only else [VARIANTS[0]] + [
         v for v in VARIANTS[1:] if any(s in v.name for s in args.only)]
     if args.profile:
-        profiles = profile(args.data, args.preset, variants, batch_size=args.batch_size,
-                           batches_per_round=args.batches, precision=args.precision)
-        for name, prof in profiles.items():
+        result: dict = {"profiles": profile(args.data, args.preset, variants, batch_size=args.batch_size,
+                                            batches_per_round=args.batches, precision=args.precision)}
+        for name, prof in result["profiles"].items():
             print(f"\n== {name} ({args.precision}): {prof['operator_self_cpu_seconds']:.2f} s of operators "
                   f"in {prof['wall_seconds']:.2f} s wall")
-            for group, share in prof["groups_share_of_operator_time"].items():
-                print(f"{group:>28} {share:6.1%}")
-        if args.out:
-            from pathlib import Path
-
-            write_json(Path(args.out), {"preset": args.preset, "precision": args.precision,
-                                        "machine": machine(), "profiles": profiles})
-        return
-    rows = measure(args.data, args.preset, variants, batch_size=args.batch_size, rounds=args.rounds,
-                   batches_per_round=args.batches, precision=args.precision)
-    print(f"{args.preset}, batch {args.batch_size}, {args.precision}, {args.rounds} interleaved rounds; "
-          f"{machine()}")
-    for r in rows:
-        print(f"  {r['variant']:<40} {r['tokens_per_second']:8.0f} real tok/s   x{r['speedup_wall']:.2f} wall"
-              f"   x{r['speedup_cpu_time']:.2f} cpu-time")
+            print_profile_groups(prof)
+    else:
+        result = {"rows": measure(args.data, args.preset, variants, batch_size=args.batch_size,
+                                  rounds=args.rounds, batches_per_round=args.batches,
+                                  precision=args.precision)}
+        print(f"{args.preset}, batch {args.batch_size}, {args.precision}, {args.rounds} interleaved rounds; "
+              f"{machine()}")
+        for r in result["rows"]:
+            print(f"  {r['variant']:<40} {r['tokens_per_second']:8.0f} real tok/s   x{r['speedup_wall']:.2f} wall"
+                  f"   x{r['speedup_cpu_time']:.2f} cpu-time")
     if args.out:
-        from pathlib import Path
-
-        write_json(Path(args.out), {"preset": args.preset, "precision": args.precision,
-                                    "machine": machine(), "rows": rows})
+        write_json(Path(args.out), {"preset": args.preset, "precision": args.precision, "machine": machine(),
+                                    **result})
 
 
 if __name__ == "__main__":
