@@ -97,7 +97,9 @@ def prepare(root: Path, *, reviews: int | None, vocab_size: int, tokenizer_texts
     if not (data / "meta.json").is_file():
         build_dataset(DataBuildConfig(corpus=[str(corpus)], tokenizer=str(tok_dir), out=str(data),
                                       max_len=MAX_LEN, overwrite=True, reader=reader_config()))
-    ws = Workspace(root, corpus, tok_dir, data, root / f"baseline-{tag}-{pairs}.pt", root / f"heldout-{tag}-{heldout_rows}.pt")
+    # r2: held-out pairs drawn with a generator of their own (build_baseline_and_heldout)
+    ws = Workspace(root, corpus, tok_dir, data, root / f"baseline-{tag}-{pairs}.pt",
+                   root / f"heldout-{tag}-{heldout_rows}-r2.pt")
     if not ws.baseline_examples.is_file() or not ws.heldout.is_file():
         build_baseline_and_heldout(ws, pairs=pairs, heldout_rows=heldout_rows)
     return ws
@@ -137,9 +139,12 @@ def build_baseline_and_heldout(ws: Workspace, *, pairs: int, heldout_rows: int) 
         held_out = is_eval(doc.id, build.seed, build.eval_fraction)  # hanlm's own split rule
         (eval_docs if held_out else train_docs).append(doc.sentences)
     tok = KoreanTokenizer.load(ws.tokenizer)
-    rng = np.random.default_rng(EVAL_SEED)
-    torch.save(encode_pairs(tok, *review_pairs(train_docs, pairs, rng)), ws.baseline_examples)
-    torch.save(heldout_batches(ws, tok, eval_docs, heldout_rows, rng), ws.heldout)
+    train_rng = np.random.default_rng(EVAL_SEED)
+    torch.save(encode_pairs(tok, *review_pairs(train_docs, pairs, train_rng)), ws.baseline_examples)
+    # A generator of its own: the held-out file is cached by its row count alone, so its pairs
+    # must not depend on how many training pairs (steps) the run that wrote it drew first.
+    heldout_rng = np.random.default_rng(EVAL_SEED + 1)
+    torch.save(heldout_batches(ws, tok, eval_docs, heldout_rows, heldout_rng), ws.heldout)
     logger.info("baseline: %d NSP examples from %d train movies; held out: %d movies",
                 pairs, len(train_docs), len(eval_docs))
 

@@ -41,6 +41,9 @@ class Variant:
     compile: bool = False
     fused_adamw: bool = False
     batches: str = "random"  # random | bucketed | full (every row 128 tokens: no padding)
+    # fp32: weights in fp32, cast by autocast at every op; bf16: the model held in bf16 and run
+    # without autocast, AdamW on fp32 master copies (Megatron-style mixed precision)
+    weights: str = "fp32"
     model_kwargs: dict = field(default_factory=dict)
 
 
@@ -62,6 +65,9 @@ VARIANTS = [
             batches="bucketed", fused_adamw=True, dropout=0.0),
     Variant("hanlm defaults + torch.compile", attn="eager", batches="bucketed", fused_adamw=True,
             dropout=0.0, compile=True),
+    Variant("hanlm defaults, SDPA attention", batches="bucketed", fused_adamw=True, dropout=0.0),
+    Variant("hanlm defaults, bf16 weights + fp32 masters", attn="eager", batches="bucketed",
+            fused_adamw=True, dropout=0.0, weights="bf16"),
 ]
 
 
@@ -97,6 +103,8 @@ def make_step(variant: Variant, preset: str, vocab_size: int, precision: str = "
     else:
         optimizer = build_optimizer(model, OptimConfig(lr=5e-4))  # the rate does not change a step's time
     forward = torch.compile(model, dynamic=True) if variant.compile else model
+    if variant.weights == "bf16":
+        return _bf16_weights_step(model, forward)
 
     def step(batch: dict) -> None:
         with autocast(precision, torch.device("cpu")):
@@ -104,6 +112,29 @@ def make_step(variant: Variant, preset: str, vocab_size: int, precision: str = "
         out.loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def _bf16_weights_step(model: torch.nn.Module, forward: Callable) -> Callable[[dict], None]:
+    """A step with the model's weights kept in bf16 (no autocast, so no per-op casts) and fused
+    AdamW on fp32 master copies: each step copies the bf16 gradients into the masters and the
+    updated masters back into the model."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    masters = [p.detach().float().clone() for p in params]
+    model.to(torch.bfloat16)
+    optimizer = torch.optim.AdamW(masters, lr=1e-4, fused=True)
+
+    def step(batch: dict) -> None:
+        out = forward(**batch)
+        out.loss.float().backward()
+        for p, m in zip(params, masters, strict=True):
+            m.grad = p.grad.float()
+            p.grad = None
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            torch._foreach_copy_(params, masters)
 
     return step
 

@@ -20,6 +20,8 @@ from hanlm.data.masking import MaskingConfig
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 # The help of every verb's --precision (training's and inference's: one meaning).
+BF16_WEIGHTS_HELP = ("with bf16 on a CPU in one process: forward and backward on a bf16 copy of "
+                     "the model (no autocast casts), AdamW on fp32 master weights (off: autocast)")
 PRECISION_HELP = ("auto = the faster of fp32 and bf16 measured on this machine (logged), fp16 "
                   "only when asked (GPU)")
 
@@ -103,6 +105,7 @@ class TrainingConfig:
     grad_accum: int = opt(1, "micro-batches per optimizer step", min=1)
     seed: int = opt(42, "seed for initialisation, data order, masking and dropout")
     precision: Precision = opt("auto", PRECISION_HELP)
+    bf16_weights: bool = opt(False, BF16_WEIGHTS_HELP)
     threads: int = opt(0, "CPU threads for PyTorch (0 = its default)", min=0)
     log_every: int = opt(10, "log training metrics every N steps", min=1)
     eval_every: int | None = opt(
@@ -123,6 +126,10 @@ class TrainingConfig:
 @dataclass
 class PretrainTrainingConfig(TrainingConfig):
     max_steps: int | None = opt(1000, "optimizer steps", min=1)
+    # On where it was measured to pay (docs/BENCHMARKS.md, "Levers"): a pretraining step of
+    # 4,096 tokens saves more casts than the two passes over the parameters cost; a fine-tuning
+    # step of ~800 NSMC tokens does not.
+    bf16_weights: bool = opt(True, BF16_WEIGHTS_HELP)
     eval_every: int | None = opt(200, "evaluate on the held-out split every N steps (0 = only "
                                  "at the end)", min=0)
     save_every: int | None = opt(500, "checkpoint every N steps (and always at the end)", min=1)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from hanlm.errors import HanlmError
+from hanlm.train.bf16_weights import Bf16Weights
 from hanlm.train.config import TrainingConfig
 from hanlm.train.optim import Schedule
 from hanlm.train.precision import autocast, decide_precision, require_device_for
@@ -63,7 +64,9 @@ class Runtime:
     bf16 is applied with torch.autocast here rather than through Accelerate's mixed_precision:
     Accelerate keeps one precision per process, and a study or a test suite runs pretraining
     and fine-tuning in several precisions in one process. fp16 (GPU only) needs Accelerate's
-    loss scaling, so it goes through Accelerate.
+    loss scaling, so it goes through Accelerate. With --bf16-weights (bf16 on a CPU, one
+    process) forward and backward run on a bf16 copy of the model instead of under autocast,
+    the optimizer on the fp32 model (`hanlm.train.bf16_weights`).
     """
 
     def __init__(self, training: TrainingConfig, hidden_size: int):
@@ -78,6 +81,8 @@ class Runtime:
         self.accelerator = Accelerator(
             mixed_precision="fp16" if self.choice.precision == "fp16" else "no",
             cpu=not torch.cuda.is_available())
+        self.bf16_weights = _use_bf16_weights(training, self.choice.precision, self.accelerator)
+        self._copy: Bf16Weights | None = None
 
     @property
     def device(self) -> torch.device:
@@ -88,19 +93,32 @@ class Runtime:
             return autocast("bf16", self.device)
         return self.accelerator.autocast()
 
+    def _compute_model(self, model: nn.Module) -> nn.Module:
+        """What runs forward and backward: `model`, or its bf16 copy (made from the weights
+        `model` holds at the first step, so after a checkpoint was restored into it)."""
+        if not self.bf16_weights:
+            return model
+        if self._copy is None or self._copy.master is not model:
+            self._copy = Bf16Weights(model)
+        return self._copy.train(model.training)
+
     def forward_backward(self, model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
                          grad_accum: int) -> Iterator[tuple[Any, dict[str, torch.Tensor]]]:
         """Forward and backward each micro-batch of one optimizer step, the loss scaled by
-        1/grad_accum; gradients are all-reduced only on the last micro-batch. Yields each
-        output with its batch (on the device)."""
+        1/grad_accum; gradients are all-reduced only on the last micro-batch (and with bf16
+        weights summed into the fp32 model's). Yields each output with its batch (on the
+        device)."""
+        compute = self._compute_model(model)
         for k, batch in enumerate(batches):
             batch = {key: v.to(self.device) for key, v in batch.items()}
             sync = (contextlib.nullcontext() if k == grad_accum - 1
                     else self.accelerator.no_sync(model))
             with sync:
-                with self.autocast():
-                    output = model(**batch)
+                with self.autocast() if compute is model else contextlib.nullcontext():
+                    output = compute(**batch)
                 self.accelerator.backward(output.loss / grad_accum)
+            if self._copy is not None:
+                self._copy.grads_to_master()
             yield output, batch
 
     def optimizer_step(self, model: nn.Module, optimizer: torch.optim.Optimizer, *,
@@ -124,7 +142,23 @@ class Runtime:
             return None
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if self._copy is not None:
+            self._copy.refresh()
         return {"lr": lr, "grad_norm": float(grad_norm) if grad_norm is not None else None}
+
+
+def _use_bf16_weights(training: TrainingConfig, precision: str, accelerator: Any) -> bool:
+    """--bf16-weights where it applies, logged: bf16 on a CPU in one process. On a GPU autocast
+    stays (its casts are cheap beside fused kernels; not measured there), and with several
+    processes the gradients must be all-reduced on the model Accelerate wrapped."""
+    if not training.bf16_weights or precision != "bf16":
+        return False
+    if accelerator.device.type != "cpu" or accelerator.num_processes > 1:
+        logger.info("bf16 by autocast (--bf16-weights applies to one process on a CPU)")
+        return False
+    logger.info("bf16 weights: forward and backward on a bf16 copy of the model, AdamW on fp32 "
+                "master weights (--no-bf16-weights: autocast)")
+    return True
 
 
 def budget_seconds(training: TrainingConfig) -> float | None:
