@@ -52,6 +52,20 @@ def test_no_time_schedule_makes_the_budget_a_stop_only():
     assert budget_spent(stops, clock)
 
 
+def test_the_start_line_says_whether_the_schedule_follows_the_budget(tiny_pretraining_data,
+                                                                   tmp_path, caplog):
+    import logging
+
+    for follows, words in ((True, "the schedule follows time"), (False, "a stop only")):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="hanlm.train.pretrain"):
+            pretrain(PretrainConfig(
+                data=str(tiny_pretraining_data), out=str(tmp_path / str(follows)), preset="tiny",
+                max_steps=1, max_minutes=5.0, time_schedule=follows, batch_size=2, eval_every=0,
+                eval_batches=1, threads=1, tensorboard=False, precision="fp32", progress=False))
+        assert f"within 5 minutes ({words})" in caplog.text
+
+
 def test_an_explicit_precision_is_kept_and_auto_follows_the_measurement(monkeypatch):
     assert precision.choose_precision("fp32", 128, cuda=False).precision == "fp32"
     assert precision.choose_precision("bf16", 128, cuda=False).reason == "asked for"

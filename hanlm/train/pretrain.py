@@ -388,5 +388,6 @@ def _log_start(cfg: PretrainConfig, run: _Run, schedule: BatchSchedule, world: i
         cfg.max_steps, schedule.size(cfg.max_steps), cfg.batch_size, cfg.grad_accum, world,
         f", growing from {schedule.size(0)} over the first {cfg.batch_ramp_steps} steps"
         if cfg.batch_ramp_steps else "",
-        f", within {cfg.max_minutes:g} minutes (the schedule follows time)"
+        f", within {cfg.max_minutes:g} minutes ("
+        f"{'the schedule follows time' if cfg.time_schedule else 'a stop only'})"
         if cfg.max_minutes else "")
