@@ -27,6 +27,7 @@ from hanlm.data.masking import MaskingConfig
 from hanlm.data.shards import ShardReader
 from hanlm.model.bert import build_bert_config, new_pretraining_model
 from hanlm.tokenizer import KoreanTokenizer
+from hanlm.train.bf16_weights import Bf16Weights
 from hanlm.train.optim import OptimConfig, build_optimizer
 from hanlm.train.precision import autocast
 
@@ -41,8 +42,8 @@ class Variant:
     compile: bool = False
     fused_adamw: bool = False
     batches: str = "random"  # random | bucketed | full (every row 128 tokens: no padding)
-    # fp32: weights in fp32, cast by autocast at every op; bf16: the model held in bf16 and run
-    # without autocast, AdamW on fp32 master copies (Megatron-style mixed precision)
+    # fp32: weights in fp32, cast by autocast at every op; bf16: hanlm's bf16 copy of the model
+    # run without autocast, AdamW on the fp32 weights (`--bf16-weights`)
     weights: str = "fp32"
     model_kwargs: dict = field(default_factory=dict)
 
@@ -98,13 +99,13 @@ def make_step(variant: Variant, preset: str, vocab_size: int, precision: str = "
                                attn_implementation=variant.attn)
     model = new_pretraining_model(config, seed=0)
     model.train()
+    if variant.weights == "bf16":
+        return _bf16_weights_step(model, variant.compile)
     if variant.fused_adamw:
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     else:
         optimizer = build_optimizer(model, OptimConfig(lr=5e-4))  # the rate does not change a step's time
     forward = torch.compile(model, dynamic=True) if variant.compile else model
-    if variant.weights == "bf16":
-        return _bf16_weights_step(model, forward)
 
     def step(batch: dict) -> None:
         with autocast(precision, torch.device("cpu")):
@@ -116,25 +117,19 @@ def make_step(variant: Variant, preset: str, vocab_size: int, precision: str = "
     return step
 
 
-def _bf16_weights_step(model: torch.nn.Module, forward: Callable) -> Callable[[dict], None]:
-    """A step with the model's weights kept in bf16 (no autocast, so no per-op casts) and fused
-    AdamW on fp32 master copies: each step copies the bf16 gradients into the masters and the
-    updated masters back into the model."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    masters = [p.detach().float().clone() for p in params]
-    model.to(torch.bfloat16)
-    optimizer = torch.optim.AdamW(masters, lr=1e-4, fused=True)
+def _bf16_weights_step(model: torch.nn.Module, compile_it: bool) -> Callable[[dict], None]:
+    """hanlm's bf16-weights step (`hanlm.train.bf16_weights`, as `hanlm pretrain` runs it):
+    forward and backward on a bf16 copy without autocast, fused AdamW on the fp32 model."""
+    copy = Bf16Weights(model)
+    forward = torch.compile(copy.module, dynamic=True) if compile_it else copy.module
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
 
     def step(batch: dict) -> None:
-        out = forward(**batch)
-        out.loss.float().backward()
-        for p, m in zip(params, masters, strict=True):
-            m.grad = p.grad.float()
-            p.grad = None
+        forward(**batch).loss.backward()
+        copy.grads_to_master()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            torch._foreach_copy_(params, masters)
+        copy.refresh()
 
     return step
 
