@@ -126,6 +126,21 @@ def test_auto_measures_and_logs_like_training(sentiment, tmp_path, measured, cap
         assert summary["precision"] == expected
 
 
+def test_finetuning_resumed_with_auto_keeps_the_precision_it_started_in(tiny_model, tmp_path,
+                                                                        measured):
+    """Measured bf16 when it started, fp32 when resumed: the run goes on in bf16 (a run that
+    switched precision halfway would not be the run its checkpoints describe)."""
+    measured(2.0, 1.0)
+    out, _ = _finetuned("nsmc", tiny_model, tmp_path, precision="auto", max_steps=2,
+                        save_every=2, keep_checkpoints=0)
+    measured(1.0, 1.0)
+    _finetuned("nsmc", tiny_model, tmp_path, precision="auto", max_steps=4, save_every=2,
+               keep_checkpoints=0, resume=True)
+    saved = {c.name: json.loads((c / "state.json").read_text(encoding="utf-8"))["precision"]
+             for c in (out / "checkpoints").glob("step-*")}
+    assert saved == {"step-00000002": "bf16", "step-00000004": "bf16"}
+
+
 def test_fp16_needs_a_gpu(sentiment, tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a GPU runs fp16")

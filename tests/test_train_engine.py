@@ -81,6 +81,39 @@ def test_an_explicit_precision_is_kept_and_auto_follows_the_measurement(monkeypa
     precision._measured_on_cpu.cache_clear()
 
 
+def test_a_resumed_run_keeps_its_precision_and_an_explicit_one_still_wins(monkeypatch):
+    def no_measuring(hidden):
+        raise AssertionError("a resumed run with auto must not measure")
+
+    monkeypatch.setattr(precision, "cpu_step_seconds", no_measuring)
+    precision._measured_on_cpu.cache_clear()
+    choice = precision.choose_precision("auto", 96, cuda=False, resumed="bf16")
+    assert choice.precision == "bf16" and "resumed" in choice.reason
+    choice = precision.choose_precision("fp32", 96, cuda=False, resumed="bf16")
+    assert choice.precision == "fp32" and "trained in bf16" in choice.reason
+    precision._measured_on_cpu.cache_clear()
+
+
+def test_pretraining_resumed_with_auto_continues_in_the_precision_it_started_in(
+        tiny_pretraining_data, tmp_path, monkeypatch):
+    """Started in bf16, resumed with auto on a machine whose measurement now says fp32: the run
+    goes on in bf16, and its checkpoints say so."""
+    def run(precision_flag: str, steps: int, resume: bool) -> None:
+        pretrain(PretrainConfig(
+            data=str(tiny_pretraining_data), out=str(tmp_path / "run"), preset="tiny",
+            max_steps=steps, save_every=2, batch_size=2, eval_every=0, threads=1,
+            tensorboard=False, precision=precision_flag, progress=False, resume=resume))
+
+    run("bf16", 2, resume=False)
+    monkeypatch.setattr(precision, "cpu_step_seconds", lambda hidden: (1.0, 1.0))
+    precision._measured_on_cpu.cache_clear()
+    assert precision.choose_precision("auto", 128, cuda=False).precision == "fp32"
+    run("auto", 4, resume=True)
+    ckpt = latest_checkpoint(tmp_path / "run")
+    assert ckpt.step == 4 and ckpt.state["precision"] == "bf16"
+    precision._measured_on_cpu.cache_clear()
+
+
 def test_the_measurement_times_a_real_step_in_both_precisions():
     fp32, bf16 = precision.cpu_step_seconds(64, tokens=64, seconds=0.01)
     assert fp32 > 0 and bf16 > 0

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from hanlm.errors import HanlmError
 from hanlm.tasks.base import Feature, Outputs
 from hanlm.tasks.batching import collate, eval_batches, padding_fraction, train_batches
-from hanlm.train.checkpoint import latest_checkpoint, save_training_checkpoint
+from hanlm.train.checkpoint import latest_checkpoint, save_training_checkpoint, saved_precision
 from hanlm.train.config import FinetuneTrainingConfig
 from hanlm.train.engine import (
     Clock,
@@ -100,14 +100,16 @@ class _Trainer:
 
     def __init__(self, model: nn.Module, features: Sequence[Feature], cfg: FinetuneTrainingConfig,
                  *, run_dir, pad_id: int, evaluate, main_metric: str, on_best, extra_state,
-                 hooks: Hooks):
+                 hooks: Hooks, resume: bool):
         if not features:
             raise HanlmError("no training examples")
         self.cfg, self.run_dir, self.pad_id, self.hooks = cfg, Path(run_dir), pad_id, hooks
         self.features, self.lengths = features, [len(f) for f in features]
         self.evaluate, self.main_metric, self.on_best = evaluate, main_metric, on_best
         self.extra_state = extra_state
-        self.runtime = Runtime(cfg, model.config.hidden_size)
+        self.resume = resume
+        self.runtime = Runtime(cfg, model.config.hidden_size,
+                               resumed_precision=saved_precision(self.run_dir) if resume else None)
         self.acc = self.runtime.accelerator
         self.procs = self.acc.num_processes
         n_batches = len(train_batches(self.lengths, cfg.batch_size, cfg.seed, 0,
@@ -126,7 +128,8 @@ class _Trainer:
 
     # ---------------------------------------------------------------- the loop
 
-    def run(self, resume: bool) -> LoopResult:
+    def run(self) -> LoopResult:
+        resume = self.resume
         if resume:
             self._restore()
         self.log = MetricsLog(self.run_dir, enabled=self.acc.is_main_process,
@@ -274,7 +277,8 @@ class _Trainer:
                 self.run_dir, self.state.step, module=self.acc.unwrap_model(self.model),
                 optimizer=self.optimizer, elapsed=self.clock.elapsed(),
                 loop=self.state.to_json(), keep=self.cfg.keep_checkpoints,
-                extra={"total_steps": self.total, **self.extra_state})
+                extra={"total_steps": self.total, "precision": self.runtime.choice.precision,
+                       **self.extra_state})
         self._saved_step = self.state.step
         self.acc.wait_for_everyone()
 
@@ -315,8 +319,8 @@ def train(
     `predict_outputs` shares the dev set out among them."""
     trainer = _Trainer(model, features, cfg, run_dir=run_dir, pad_id=pad_id, evaluate=evaluate,
                        main_metric=main_metric, on_best=on_best, extra_state=extra_state or {},
-                       hooks=hooks or Hooks())
-    return trainer.run(resume)
+                       hooks=hooks or Hooks(), resume=resume)
+    return trainer.run()
 
 
 # ------------------------------------------------------------------------------ inference

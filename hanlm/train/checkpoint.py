@@ -182,6 +182,20 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
     return None
 
 
+def saved_precision(run_dir: Path) -> str | None:
+    """The precision the run in `run_dir` trained in, from its newest checkpoint that records
+    one (None when it has none yet). Read before the model is set up, so without checking the
+    weights' hashes: every checkpoint of a run records the same precision."""
+    for path in reversed(list_checkpoints(run_dir)):
+        try:
+            precision = json.loads((path / "state.json").read_text(encoding="utf-8")).get("precision")
+        except (OSError, json.JSONDecodeError):
+            continue
+        if precision is not None:
+            return str(precision)
+    return None
+
+
 def resolve_checkpoint(path: str | Path) -> Checkpoint:
     """A run directory (its latest good checkpoint) or one checkpoint directory."""
     path = Path(path)

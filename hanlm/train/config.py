@@ -22,8 +22,8 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 # The help of every verb's --precision (training's and inference's: one meaning).
 BF16_WEIGHTS_HELP = ("with bf16 on a CPU in one process: forward and backward on a bf16 copy of "
                      "the model (no autocast casts), AdamW on fp32 master weights (off: autocast)")
-PRECISION_HELP = ("auto = the faster of fp32 and bf16 measured on this machine (logged), fp16 "
-                  "only when asked (GPU)")
+PRECISION_HELP = ("auto = the faster of fp32 and bf16 measured on this machine (logged; a "
+                  "--resume keeps the run's own), fp16 only when asked (GPU)")
 
 # Pretraining's peak learning rate when --lr is not given, by model size. tiny and mini were
 # measured here (docs/RESULTS.md "Why the recipe is what it is", docs/BENCHMARKS.md "Levers"):

@@ -69,12 +69,14 @@ class Runtime:
     the optimizer on the fp32 model (`hanlm.train.bf16_weights`).
     """
 
-    def __init__(self, training: TrainingConfig, hidden_size: int):
+    def __init__(self, training: TrainingConfig, hidden_size: int, *,
+                 resumed_precision: str | None = None):
         from accelerate import Accelerator
 
         if training.threads:
             torch.set_num_threads(training.threads)
-        self.choice = decide_precision(training.precision, hidden_size)
+        self.choice = decide_precision(training.precision, hidden_size,
+                                       resumed=resumed_precision)
         require_device_for(self.choice.precision,
                            torch.device("cuda" if torch.cuda.is_available() else "cpu"))
         # cpu=True is what makes Accelerate set up gloo under torchrun on machines without a GPU.

@@ -39,13 +39,22 @@ class PrecisionChoice:
         return _ACCELERATE_NAMES[self.precision]
 
 
-def choose_precision(requested: str, hidden_size: int, *, cuda: bool | None = None
-                     ) -> PrecisionChoice:
-    """`requested` unless it is `auto`; then bf16 where it is measured (CPU) or known (GPU) to
-    be faster for a model of `hidden_size`, else fp32."""
+def choose_precision(requested: str, hidden_size: int, *, cuda: bool | None = None,
+                     resumed: str | None = None) -> PrecisionChoice:
+    """`requested` unless it is `auto`; then the precision of the run being resumed (`resumed`,
+    from its checkpoint), else bf16 where it is measured (CPU) or known (GPU) to be faster for
+    a model of `hidden_size`, else fp32.
+
+    A resumed run keeps its precision rather than measuring anew: on a machine that is busier
+    than when the run started the measurement can come out the other way, and a run that
+    changed precision halfway would no longer be the run its checkpoints and logs describe."""
     cuda = torch.cuda.is_available() if cuda is None else cuda
     if requested != "auto":
+        if resumed is not None and resumed != requested:
+            return PrecisionChoice(requested, f"asked for (the run so far trained in {resumed})")
         return PrecisionChoice(requested, "asked for")
+    if resumed is not None:
+        return PrecisionChoice(resumed, "the resumed run's, chosen when it started")
     if cuda:
         if torch.cuda.is_bf16_supported():
             return PrecisionChoice("bf16", "this GPU supports bf16")
@@ -53,10 +62,11 @@ def choose_precision(requested: str, hidden_size: int, *, cuda: bool | None = No
     return _measured_on_cpu(hidden_size)
 
 
-def decide_precision(requested: str, hidden_size: int) -> PrecisionChoice:
+def decide_precision(requested: str, hidden_size: int, *, resumed: str | None = None
+                     ) -> PrecisionChoice:
     """`choose_precision`, logged: every verb that computes (pretrain, finetune, evaluate,
     predict) says in one spelling what it computes in and why."""
-    choice = choose_precision(requested, hidden_size)
+    choice = choose_precision(requested, hidden_size, resumed=resumed)
     logger.info("precision %s: %s", choice.precision, choice.reason)
     return choice
 

@@ -28,6 +28,7 @@ from hanlm.model.bert import PretrainingModel, set_dropout
 from hanlm.model.presets import PRESETS
 from hanlm.tokenizer import KoreanTokenizer
 from hanlm.tokenizer import format as tokenizer_files
+from hanlm.train import checkpoint as checkpoints
 from hanlm.train.checkpoint import Checkpoint, latest_checkpoint, save_training_checkpoint
 from hanlm.train.config import PRETRAIN_LR, PretrainConfig, default_lr, format_lr
 from hanlm.train.engine import (
@@ -259,10 +260,11 @@ def _start(cfg: PretrainConfig) -> _Run:
     train_reader = ShardReader(cfg.data, "train")
     unigram = unigram_log_probs(train_reader, tok.vocab_size, tok.special_ids)
     model = build_model(cfg, tok, meta, unigram, objective)
-    runtime = Runtime(cfg, model.config.hidden_size)
+    out = Path(cfg.out)
+    runtime = Runtime(cfg, model.config.hidden_size,
+                      resumed_precision=checkpoints.saved_precision(out) if cfg.resume else None)
     acc = runtime.accelerator
     identity = _run_identity(cfg, meta, objective)
-    out = Path(cfg.out)
     resuming = prepare_run_dir(out, identity, cfg, acc.is_main_process)
     acc.wait_for_everyone()
     cfg, lr_source = resolve_lr(cfg, objective, model, out / "config.yaml" if resuming else None)
@@ -308,7 +310,9 @@ def pretrain(cfg: PretrainConfig, hooks: Hooks | None = None) -> Path:
             save_training_checkpoint(
                 run.out, at, module=objectives.weights_module(run.unwrapped), optimizer=run.optimizer,
                 elapsed=clock.elapsed(), loop={"samples_seen": schedule.start(at)},
-                keep=cfg.keep_checkpoints, extra={"preset": cfg.preset, **(extra or {})})
+                keep=cfg.keep_checkpoints,
+                extra={"preset": cfg.preset, "precision": run.runtime.choice.precision,
+                       **(extra or {})})
         acc.wait_for_everyone()
 
     last_saved = step if run.checkpoint is not None else -1
