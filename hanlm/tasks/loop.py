@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from hanlm.errors import HanlmError
 from hanlm.tasks.base import Feature, Outputs
 from hanlm.tasks.batching import collate, eval_batches, padding_fraction, train_batches
-from hanlm.train.checkpoint import latest_checkpoint, save_training_checkpoint, saved_precision
+from hanlm.train.checkpoint import latest_checkpoint, save_training_checkpoint
 from hanlm.train.config import FinetuneTrainingConfig
 from hanlm.train.engine import (
     Clock,
@@ -109,7 +109,7 @@ class _Trainer:
         self.extra_state = extra_state
         self.resume = resume
         self.runtime = Runtime(cfg, model.config.hidden_size,
-                               resumed_precision=saved_precision(self.run_dir) if resume else None)
+                               resume_dir=self.run_dir if resume else None)
         self.acc = self.runtime.accelerator
         self.procs = self.acc.num_processes
         n_batches = len(train_batches(self.lengths, cfg.batch_size, cfg.seed, 0,
@@ -129,12 +129,11 @@ class _Trainer:
     # ---------------------------------------------------------------- the loop
 
     def run(self) -> LoopResult:
-        resume = self.resume
-        if resume:
+        if self.resume:
             self._restore()
         self.log = MetricsLog(self.run_dir, enabled=self.acc.is_main_process,
                               tensorboard=self.cfg.tensorboard,
-                              resume_step=self.state.step if resume else None)
+                              resume_step=self.state.step if self.resume else None)
         start = time.perf_counter()
         self.model.train()
         bar = progress_bar(self.cfg, total=self.total, initial=self.state.step, desc="finetune",
@@ -276,9 +275,8 @@ class _Trainer:
             save_training_checkpoint(
                 self.run_dir, self.state.step, module=self.acc.unwrap_model(self.model),
                 optimizer=self.optimizer, elapsed=self.clock.elapsed(),
-                loop=self.state.to_json(), keep=self.cfg.keep_checkpoints,
-                extra={"total_steps": self.total, "precision": self.runtime.choice.precision,
-                       **self.extra_state})
+                precision=self.runtime.choice.precision, loop=self.state.to_json(),
+                keep=self.cfg.keep_checkpoints, extra={"total_steps": self.total, **self.extra_state})
         self._saved_step = self.state.step
         self.acc.wait_for_everyone()
 

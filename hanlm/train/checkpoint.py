@@ -130,13 +130,15 @@ def save_checkpoint(
 
 
 def save_training_checkpoint(run_dir: Path, step: int, *, module: torch.nn.Module,
-                             optimizer: torch.optim.Optimizer, elapsed: float,
+                             optimizer: torch.optim.Optimizer, elapsed: float, precision: str,
                              loop: dict[str, Any], keep: int,
                              extra: dict[str, Any] | None = None) -> Path:
-    """A resumable checkpoint of a training loop at optimizer step `step` (main process)."""
+    """A resumable checkpoint of a training loop at optimizer step `step` (main process);
+    `precision` is what the run trains in, which a resume keeps (`saved_precision`)."""
     return save_checkpoint(
         run_dir, step, model_state=module.state_dict(), optimizer_state=optimizer.state_dict(),
-        state={"elapsed_seconds": elapsed, "loop": loop, **(extra or {})}, keep=keep)
+        state={"elapsed_seconds": elapsed, "precision": precision, "loop": loop, **(extra or {})},
+        keep=keep)
 
 
 def _prune(root: Path, keep: int) -> None:

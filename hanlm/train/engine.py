@@ -24,6 +24,7 @@ from torch import nn
 
 from hanlm.errors import HanlmError
 from hanlm.train.bf16_weights import Bf16Weights
+from hanlm.train.checkpoint import saved_precision
 from hanlm.train.config import TrainingConfig
 from hanlm.train.optim import Schedule
 from hanlm.train.precision import autocast, decide_precision, require_device_for
@@ -70,13 +71,15 @@ class Runtime:
     """
 
     def __init__(self, training: TrainingConfig, hidden_size: int, *,
-                 resumed_precision: str | None = None):
+                 resume_dir: Path | None = None):
+        """`resume_dir`: the run directory when resuming; `--precision auto` then keeps the
+        precision its checkpoints record."""
         from accelerate import Accelerator
 
         if training.threads:
             torch.set_num_threads(training.threads)
-        self.choice = decide_precision(training.precision, hidden_size,
-                                       resumed=resumed_precision)
+        resumed = saved_precision(resume_dir) if resume_dir is not None else None
+        self.choice = decide_precision(training.precision, hidden_size, resumed=resumed)
         require_device_for(self.choice.precision,
                            torch.device("cuda" if torch.cuda.is_available() else "cpu"))
         # cpu=True is what makes Accelerate set up gloo under torchrun on machines without a GPU.

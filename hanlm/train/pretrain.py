@@ -28,7 +28,6 @@ from hanlm.model.bert import PretrainingModel, set_dropout
 from hanlm.model.presets import PRESETS
 from hanlm.tokenizer import KoreanTokenizer
 from hanlm.tokenizer import format as tokenizer_files
-from hanlm.train import checkpoint as checkpoints
 from hanlm.train.checkpoint import Checkpoint, latest_checkpoint, save_training_checkpoint
 from hanlm.train.config import PRETRAIN_LR, PretrainConfig, default_lr, format_lr
 from hanlm.train.engine import (
@@ -261,8 +260,7 @@ def _start(cfg: PretrainConfig) -> _Run:
     unigram = unigram_log_probs(train_reader, tok.vocab_size, tok.special_ids)
     model = build_model(cfg, tok, meta, unigram, objective)
     out = Path(cfg.out)
-    runtime = Runtime(cfg, model.config.hidden_size,
-                      resumed_precision=checkpoints.saved_precision(out) if cfg.resume else None)
+    runtime = Runtime(cfg, model.config.hidden_size, resume_dir=out if cfg.resume else None)
     acc = runtime.accelerator
     identity = _run_identity(cfg, meta, objective)
     resuming = prepare_run_dir(out, identity, cfg, acc.is_main_process)
@@ -309,10 +307,9 @@ def pretrain(cfg: PretrainConfig, hooks: Hooks | None = None) -> Path:
         if acc.is_main_process:
             save_training_checkpoint(
                 run.out, at, module=objectives.weights_module(run.unwrapped), optimizer=run.optimizer,
-                elapsed=clock.elapsed(), loop={"samples_seen": schedule.start(at)},
-                keep=cfg.keep_checkpoints,
-                extra={"preset": cfg.preset, "precision": run.runtime.choice.precision,
-                       **(extra or {})})
+                elapsed=clock.elapsed(), precision=run.runtime.choice.precision,
+                loop={"samples_seen": schedule.start(at)}, keep=cfg.keep_checkpoints,
+                extra={"preset": cfg.preset, **(extra or {})})
         acc.wait_for_everyone()
 
     last_saved = step if run.checkpoint is not None else -1
