@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -343,6 +344,33 @@ def test_the_gpu_check_runs_on_the_cpu_as_a_dry_run(tmp_path, shared_data):
     assert speed["huggingface"]["real_tokens_per_second"] > 0
     assert speed["hanlm"]["real_tokens_per_second"] > 0 and speed["speedup"] > 0
     assert report["finetuning"]["steps"] == 3
+    assert report["gpu_tests_rc"] == 0, report["gpu_tests"]
+
+
+# Python packages that hanlm declares but the GPU machines' stock PyTorch image lacks (their
+# package list: /work/.library/device/KINDS.md), where nothing can be installed.
+NOT_ON_THE_GPU_IMAGE = ("seqeval", "kiwipiepy")
+
+
+def test_every_module_imports_without_the_packages_a_stock_gpu_image_lacks(tmp_path):
+    """The GPU check imports the pretraining, export and fine-tuning code on an image without
+    seqeval and kiwipiepy: only KLUE-NER scoring and morpheme pre-tokenization may need them,
+    when they run."""
+    for name in NOT_ON_THE_GPU_IMAGE:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(f"raise ImportError('no {name} here')\n")
+    script = (
+        "import importlib, pkgutil, hanlm, bench\n"
+        "for pkg in (hanlm, bench):\n"
+        "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+        "        if not m.name.endswith('__main__'):\n"
+        "            importlib.import_module(m.name)\n"
+        "print('imported')\n")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0 and "imported" in result.stdout, result.stderr[-3000:]
 
 
 def test_levers_bench_times_and_profiles_a_variant_against_the_reference(tiny_pretraining_data, tmp_path):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from seqeval.metrics import f1_score as seqeval_f1_score
-from seqeval.scheme import IOB2, Entities
 from sklearn.metrics import f1_score as sklearn_f1_score
 
 from hanlm.tasks.metrics.common import percent
@@ -74,6 +72,11 @@ def _check_tag_lengths(
 def _entity_macro_f1(
     pred_tags: Sequence[Sequence[str]], gold_tags: Sequence[Sequence[str]]
 ) -> float:
+    # Imported here, not at the top: every task imports this package, and only KLUE-NER needs
+    # seqeval; a stock PyTorch image (the GPU machines' has no seqeval) runs the other tasks.
+    from seqeval.metrics import f1_score as seqeval_f1_score
+    from seqeval.scheme import IOB2, Entities
+
     pred_lists = [list(sentence) for sentence in pred_tags]
     gold_lists = [list(sentence) for sentence in gold_tags]
     kinds = Entities(gold_lists, IOB2).unique_tags | Entities(pred_lists, IOB2).unique_tags
