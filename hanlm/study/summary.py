@@ -165,7 +165,7 @@ def continued_summary(table: dict) -> dict[str, dict[str, dict[str, Any]]]:
                 lead = own["mean"] - other["mean"]
                 stds = [own["std"], other["std"]]
                 entry[corpus] = {"mean": other["mean"], "lead": lead,
-                                 "beyond_std": None if None in stds else lead > max(stds)}
+                                 "beyond_std": None if None in stds else abs(lead) > max(stds)}
             out[model][task] = entry
     return out
 
