@@ -469,8 +469,7 @@ def test_the_continued_summary_compares_with_review_and_general_of_its_objective
     assert nsmc["review"]["lead"] == pytest.approx(0.4) and nsmc["review"]["beyond_std"] is False
     assert nsmc["general"]["lead"] == pytest.approx(2.4) and nsmc["general"]["beyond_std"]
     assert out["continued-mlm"]["nsmc"]["review"]["mean"] == 81.0  # its own objective's
-    # a deficit larger than the deviations is beyond them too (the default study's continued
-    # model was 3.2 points below review-from-scratch on NSMC with deviations of 0.1-0.3)
+    # a deficit larger than the deviations is beyond them too, as a lead is
     ner = out["continued"]["klue-ner"]
     assert ner["review"]["lead"] == 0 and ner["review"]["beyond_std"] is False
     behind = continued_summary({**table, "continued": {**table["continued"],

@@ -153,11 +153,14 @@ def _prune(root: Path, keep: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _read_state(path: Path) -> dict[str, Any]:
+    return json.loads((path / "state.json").read_text(encoding="utf-8"))
+
+
 def verify(path: Path) -> Checkpoint:
     """Open checkpoint `path`, checking every file against its recorded hash."""
-    state_file = path / "state.json"
     try:
-        state = json.loads(state_file.read_text(encoding="utf-8"))
+        state = _read_state(path)
     except (OSError, json.JSONDecodeError) as e:
         raise HanlmError(f"checkpoint is incomplete or corrupted ({e})", path=str(path)) from None
     for name, digest in state.get("sha256", {}).items():
@@ -185,12 +188,13 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
 
 
 def saved_precision(run_dir: Path) -> str | None:
-    """The precision the run in `run_dir` trained in, from its newest checkpoint that records
-    one (None when it has none yet). Read before the model is set up, so without checking the
-    weights' hashes: every checkpoint of a run records the same precision."""
+    """The precision the run in `run_dir` last trained in, from its newest checkpoint that
+    records one (None when it has none yet; an explicit --precision on a resume can change it
+    between checkpoints). Read before the model is set up, so without checking the weights'
+    hashes."""
     for path in reversed(list_checkpoints(run_dir)):
         try:
-            precision = json.loads((path / "state.json").read_text(encoding="utf-8")).get("precision")
+            precision = _read_state(path).get("precision")
         except (OSError, json.JSONDecodeError):
             continue
         if precision is not None:
