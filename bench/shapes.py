@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from bench.common import DTYPES, machine, matmul_flops_per_second, write_json
+from bench.common import DTYPES, Stopwatch, machine, matmul_flops_per_second, write_json
 from bench.flops import Dims
 from hanlm.model.presets import PRESETS
 
@@ -84,16 +83,16 @@ def step_shapes(preset: str, *, rows: int, length: int, vocab: int, mlm_probabil
 
 
 def _seconds(run: Callable[[], None]) -> float:
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
+    with Stopwatch() as watch:
+        run()
+    return watch.wall
 
 
 def measure(preset: str, *, precision: str = "bf16", rows: int = 32, length: int = 88,
             vocab: int = 32000, mlm_probability: float = 0.15, rounds: int = 12,
             ceiling_n: int = 3072, warmup: int = 2) -> dict:
     """Median time of each shape and of the ceiling, sampled alternately over `rounds`."""
-    dtype = DTYPES[precision]
+    dtype, p = DTYPES[precision], PRESETS[preset]
     shapes = step_shapes(preset, rows=rows, length=length, vocab=vocab,
                          mlm_probability=mlm_probability, dtype=dtype)
     times: dict[str, list[float]] = {s.name: [] for s in shapes}
@@ -120,8 +119,7 @@ def measure(preset: str, *, precision: str = "bf16", rows: int = 32, length: int
             "ceiling_flops": ceiling, "shapes": rows_out, "step_matmul_flops": total_flops,
             "step_matmul_seconds": total_seconds,
             "shape_ceiling_of_ceiling": total_flops / total_seconds / ceiling,
-            "dims": asdict(Dims(PRESETS[preset].layers, PRESETS[preset].hidden,
-                                PRESETS[preset].intermediate, vocab))}
+            "dims": asdict(Dims(p.layers, p.hidden, p.intermediate, vocab))}
 
 
 def print_report(result: dict) -> None:
