@@ -18,9 +18,11 @@ from hanlm.study import corpora as corpora_lib
 from hanlm.study.baselines import run_baseline
 from hanlm.study.config import MODES, StudyConfig, mode_file
 from hanlm.study.corpora import Deduper, Sources, build_corpora, take_chars, text_key
+from hanlm.study.finetune import finetune_config, task_inputs
 from hanlm.study.full_nsmc import paired
 from hanlm.study.plan import (
     TIMED_MAX_STEPS,
+    RunSpec,
     full_nsmc_specs,
     model_names,
     pretrain_phases,
@@ -170,6 +172,20 @@ def test_tfidf_baseline_learns_the_fixtures(tmp_path):
     nli = get_task("klue-nli")
     examples = nli.read(fx.write_klue_nli(tmp_path)["train"], ReadOptions())
     assert 0 <= run_baseline(nli, examples, examples)["accuracy"] <= 100
+
+
+def test_klue_runs_fine_tune_at_their_own_learning_rate_and_nsmc_at_its_own(tmp_path):
+    data = make_shared_data(tmp_path / "data")
+    cfg = StudyConfig(finetune_lr=5e-4, klue_finetune_lr=2e-3, klue_split="1:0.5")
+    sources, files = Sources(data), {"100pct": data / "nsmc" / "ratings_train.txt",
+                                     "test": data / "nsmc" / "ratings_test.txt"}
+    rates = {}
+    for task in ("nsmc", "klue-nli", "klue-ner"):
+        spec = RunSpec("review", task, 1.0, 1)
+        inputs = task_inputs(cfg, sources, files, spec)
+        run = finetune_config(cfg, spec, tmp_path / "model", inputs, tmp_path / task)
+        rates[task] = run.optim.lr
+    assert rates == {"nsmc": 5e-4, "klue-nli": 2e-3, "klue-ner": 2e-3}
 
 
 # ------------------------------------------------------------------------------ the study

@@ -62,6 +62,7 @@ def finetune_config(cfg: StudyConfig, spec: RunSpec, model_dir: Path, inputs: di
     from hanlm.train.config import FinetuneOptimConfig
 
     n_train = len(load_split(spec.task, inputs)[0])
+    lr = cfg.finetune_lr if spec.task == "nsmc" else cfg.klue_finetune_lr
     return FinetuneConfig(
         task=spec.task, train=str(inputs["train"]), model=str(model_dir), out=str(out),
         dev=str(inputs["dev"]) if inputs["dev"] else None, dropout=cfg.finetune_dropout,
@@ -69,7 +70,7 @@ def finetune_config(cfg: StudyConfig, spec: RunSpec, model_dir: Path, inputs: di
                             max_len=cfg.max_len),
         max_steps=finetune_steps(cfg, spec.task, n_train), batch_size=cfg.finetune_batch_size,
         eval_every=0, keep_checkpoints=1, seed=spec.seed, progress=False,
-        optim=FinetuneOptimConfig(lr=cfg.finetune_lr))
+        optim=FinetuneOptimConfig(lr=lr))
 
 
 def input_digests(inputs: dict[str, Any], model_dir: Path | None = None) -> dict[str, str]:

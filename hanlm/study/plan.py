@@ -264,7 +264,8 @@ def log_plan(study: Study) -> None:
         f"({', '.join(models)}) x ({len(TASKS)} tasks"
         f" + {len(cfg.fractions) - 1} NSMC fractions) x {len(cfg.seeds)} seed(s); "
         f"{cfg.finetune_epochs:g} epochs NSMC / {cfg.klue_finetune_epochs:g} KLUE (>= "
-        f"{cfg.finetune_min_steps} steps), lr {cfg.finetune_lr:g}, dropout {dropout:g}",
+        f"{cfg.finetune_min_steps} steps), lr {cfg.finetune_lr:g} NSMC / "
+        f"{cfg.klue_finetune_lr:g} KLUE, dropout {dropout:g}",
         f"  NSMC: '100%' = {cfg.nsmc_train or 150000:,} training reviews (fixed-seed "
         f"subsample), scored on {cfg.nsmc_test or 50000:,} test reviews; fractions "
         f"{', '.join(f'{f:g}' for f in cfg.fractions)}",
