@@ -49,9 +49,15 @@ def load_split(task_name: str, inputs: dict[str, Any]) -> tuple[list[Any], list[
                          split_dev=inputs["split"], limit=inputs["limit"])
 
 
-def finetune_steps(cfg: StudyConfig, task: str, n_train: int) -> int:
+def task_recipe(cfg: StudyConfig, task: str) -> tuple[float, float]:
+    """(epochs, peak lr) of a task's runs: NSMC's own, KLUE-NLI/NER's their own."""
+    if task == "nsmc":
+        return cfg.finetune_epochs, cfg.finetune_lr
+    return cfg.klue_finetune_epochs, cfg.klue_finetune_lr
+
+
+def finetune_steps(cfg: StudyConfig, epochs: float, n_train: int) -> int:
     per_epoch = math.ceil(n_train / cfg.finetune_batch_size)
-    epochs = cfg.finetune_epochs if task == "nsmc" else cfg.klue_finetune_epochs
     return max(cfg.finetune_min_steps, math.ceil(epochs * per_epoch))
 
 
@@ -62,13 +68,13 @@ def finetune_config(cfg: StudyConfig, spec: RunSpec, model_dir: Path, inputs: di
     from hanlm.train.config import FinetuneOptimConfig
 
     n_train = len(load_split(spec.task, inputs)[0])
-    lr = cfg.finetune_lr if spec.task == "nsmc" else cfg.klue_finetune_lr
+    epochs, lr = task_recipe(cfg, spec.task)
     return FinetuneConfig(
         task=spec.task, train=str(inputs["train"]), model=str(model_dir), out=str(out),
         dev=str(inputs["dev"]) if inputs["dev"] else None, dropout=cfg.finetune_dropout,
         options=DataOptions(split_dev=inputs["split"], limit=inputs["limit"],
                             max_len=cfg.max_len),
-        max_steps=finetune_steps(cfg, spec.task, n_train), batch_size=cfg.finetune_batch_size,
+        max_steps=finetune_steps(cfg, epochs, n_train), batch_size=cfg.finetune_batch_size,
         eval_every=0, keep_checkpoints=1, seed=spec.seed, progress=False,
         optim=FinetuneOptimConfig(lr=lr))
 
