@@ -55,7 +55,7 @@ def _quick_mode() -> StudyConfig:
 # 32-token sequences first do (`short_len`, `hanlm.study.plan.pretrain_phases`). 10,000 steps:
 # every step budget tried (4,000, 7,000) raised NSMC accuracy at 10,000 labels, and 10,000 still
 # fits the 2-hour budget. The 50-minute cap per model keeps the whole study under 2 hours on a
-# host 1.8x slower than the one that ran it in 79 minutes (where no model reached the cap).
+# host 1.8x slower than the one that ran it in 92 minutes (where no model reached the cap).
 @_quick_fills_in
 @dataclass(frozen=True, kw_only=True)
 class StudyConfig:
