@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from hanlm import config
 from hanlm.config import opt
+from hanlm.train.config import PRETRAIN_MLM_PROBABILITY
 
 MODES = Path(__file__).with_name("modes")
 
@@ -98,9 +99,10 @@ class StudyConfig:
     pretrain_dropout: float = opt(0.0, "pretraining dropout (0: the short-budget choice of "
                                   "cramming; the models fine-tune with the same setting)", min=0)
     pretrain_mlm_probability: float = opt(
-        0.35, "fraction of tokens to predict in pretraining (on an NSMC validation split, 3 "
-        "seeds: 15% 83.1, 25% 84.0-84.2, 35% 84.6-85.1, the last two over two pretraining "
-        "draws: docs/RESULTS.md)", min=0, exclusive_min=True)
+        PRETRAIN_MLM_PROBABILITY, "fraction of tokens to predict in pretraining (`hanlm "
+        "pretrain`'s default; on an NSMC validation split, 3 seeds: 15% 83.1, 25% 84.0-84.2, "
+        "35% 84.6-85.1, the last two over two pretraining draws: docs/RESULTS.md)", min=0,
+        exclusive_min=True)
     max_len: int = opt(128, "tokens per sequence (pretraining and fine-tuning)", min=16)
     nsmc_train: int = opt(10000, "NSMC full-fraction training set, a fixed-seed subsample "
                           "(0 = all 150K)", min=0)

@@ -149,6 +149,10 @@ class FinetuneTrainingConfig(TrainingConfig):
     optim: FinetuneOptimConfig = opt(factory=FinetuneOptimConfig, flatten=True)
 
 
+# The measured masking rate; `hanlm study` pretrains with it too.
+PRETRAIN_MLM_PROBABILITY = 0.35
+
+
 @dataclass
 class PretrainMaskingConfig(MaskingConfig):
     """`hanlm pretrain`'s masking: 35% of the tokens, not BERT's 15%. On the domain study's
@@ -157,8 +161,8 @@ class PretrainMaskingConfig(MaskingConfig):
     2023 find 15% suboptimal too and 40% best at BERT-large. `--mlm-probability 0.15` is
     BERT's rate."""
 
-    mlm_probability: float = opt(0.35, "fraction of tokens to predict (BERT: 0.15)", min=0,
-                                 exclusive_min=True)
+    mlm_probability: float = opt(PRETRAIN_MLM_PROBABILITY, "fraction of tokens to predict "
+                                 "(BERT: 0.15)", min=0, exclusive_min=True)
 
 
 @dataclass(kw_only=True)
