@@ -152,6 +152,10 @@ class StudyConfig:
                           "LR on all 50,000 test reviews, paired (~4 min a run on 2 CPU cores)")
     full_nsmc_seeds: list[int] = opt(help="seeds of the full-NSMC runs",
                                      factory=lambda: [42, 2, 3])
+    pilot: bool = opt(False, "pretrain the review model(s) only and score NSMC at 100% of the "
+                      "labels on a validation split of other training reviews, not the test "
+                      "reviews: for choosing a recipe (hanlm/study/pilot.py)")
+    pilot_reviews: int = opt(5000, "size of --pilot's validation split", min=1)
     keep_models: bool = opt(False, "keep the fine-tuned models (default: metrics and "
                             "predictions only)")
 

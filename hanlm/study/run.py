@@ -26,6 +26,10 @@ __all__ = ["StudyConfig", "run_study"]
 
 
 def run_study(cfg: StudyConfig) -> int:
+    if cfg.pilot:
+        from hanlm.study.pilot import run_pilot
+
+        return run_pilot(cfg)
     started = time.perf_counter()
     study = resolve(cfg)
     sources = Sources(study.data)

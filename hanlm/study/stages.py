@@ -232,7 +232,8 @@ class TaskFileSettings:
     seed: int
 
 
-def _table_rows(path: Path) -> tuple[str, list[str]]:
+def table_rows(path: Path) -> tuple[str, list[str]]:
+    """(header, non-blank rows) of an NSMC-format file, rows as written."""
     lines = path.read_text(encoding="utf-8").splitlines()
     return lines[0], [line for line in lines[1:] if line.strip()]
 
@@ -250,12 +251,12 @@ def task_files_stage(s: TaskFileSettings, work: WorkDir, *, cached: bool) -> dic
     if not cached:
         sources = Sources(Path(s.data))
         work.nsmc.mkdir(parents=True, exist_ok=True)
-        header, rows = _table_rows(sources.nsmc_train)
+        header, rows = table_rows(sources.nsmc_train)
         train = _sample(rows, s.nsmc_train, s.seed)
         for f in s.fractions:
             part = train[: max(1, round(f * len(train)))]
             atomic.write_text(files[fraction_name(f)], "\n".join([header, *part]) + "\n")
-        header, rows = _table_rows(sources.nsmc_test)
+        header, rows = table_rows(sources.nsmc_test)
         test = _sample(rows, s.nsmc_test, s.seed)
         atomic.write_text(files["test"], "\n".join([header, *test]) + "\n")
     return files
