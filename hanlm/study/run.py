@@ -5,7 +5,8 @@ Stages 1-6 (`hanlm.study.stages`) are cached in the work directory by the settin
 only the stages that read it; stages 7-8 (`hanlm.study.finetune`) check each run's own inputs;
 with --full-nsmc, the review model of each objective and random init are fine-tuned on all of
 NSMC and compared with TF-IDF + LR, paired (`hanlm.study.full_nsmc`); stage 9 writes
-results.json, PNG plots and report.md (`hanlm.study.report`).
+results.json, PNG plots and report.md (`hanlm.study.report`). With --pilot, `hanlm.study.pilot`
+runs instead: the review model's stages alone, scored on a validation split.
 """
 
 from __future__ import annotations
