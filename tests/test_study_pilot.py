@@ -14,6 +14,7 @@ from hanlm.errors import HanlmError
 from hanlm.study.config import StudyConfig
 from hanlm.study.pilot import validation_split
 from hanlm.study.run import run_study
+from hanlm.study.workdir import WorkDir
 
 PILOT = {**MICRO, "objectives": ["bert"], "continued": False, "full_nsmc": False,
          "nsmc_train": 24, "seeds": [1, 2], "pilot": True, "pilot_reviews": 10}
@@ -55,6 +56,8 @@ def test_a_pilot_pretrains_the_review_model_only_and_scores_other_training_revie
                                                                                      (2, 32)]
     assert not any((work / name).exists() for name in ("model-general", "tokenizer-general",
                                                        "model-random", "results"))
+    # The work directory can become a study's: it records the code that made its stages.
+    assert WorkDir(work).source_file.is_file()
     validation, train = _ids(work / "validation.txt"), _ids(work / "nsmc" / "train-100pct.txt")
     assert len(validation) == 10 and len(train) == 24 and not set(validation) & set(train)
     assert set(validation) <= set(_ids(root / "nsmc" / "ratings_train.txt"))

@@ -23,30 +23,19 @@ from typing import Any
 
 from hanlm import atomic, config
 from hanlm.errors import HanlmError
-from hanlm.study import cache, summary
+from hanlm.study import summary
 from hanlm.study.config import StudyConfig
-from hanlm.study.corpora import CORPORA, Sources
+from hanlm.study.corpora import Sources
 from hanlm.study.finetune import finetune_run
 from hanlm.study.plan import RunSpec, Study, model_phases, pretrained_models, resolve
-from hanlm.study.stages import stage_list, table_rows
+from hanlm.study.run import run_cached_stages
+from hanlm.study.stages import table_rows
 
 logger = logging.getLogger(__name__)
 
 # The validation split's shuffle: fixed, so pilots of different recipes read the same reviews.
 VALIDATION_SEED = 7
 RESULTS_FILE = "pilot.json"
-
-
-def pilot_stages(study: Study) -> list[cache.Stage]:
-    """The study's stages that its review models need: not the other corpora's tokenizers,
-    shards and models, the continued models or random init."""
-    others = tuple(c for c in CORPORA if c != "review") + ("continued",)
-
-    def needed(stage: cache.Stage) -> bool:
-        parts = stage.name.split("/")[1:]
-        return stage.name != "random-init" and not any(p.startswith(others) for p in parts)
-
-    return [stage for stage in stage_list(study) if needed(stage)]
 
 
 def validation_split(source: Path, train: Path, out: Path, n: int) -> Path:
@@ -87,11 +76,7 @@ def _model_record(study: Study, model: Any, scores: list[float]) -> dict[str, An
 def run_pilot(cfg: StudyConfig) -> int:
     study = resolve(cfg)
     sources = Sources(study.data)
-    sources.check()
-    stages = pilot_stages(study)
-    cache.check_work_dir(study.work, stages, study.cfg.overwrite)
-    timings = cache.Timings(study.work.timings_file)
-    outputs = {stage.name: cache.run_stage(stage, study.work, timings) for stage in stages}
+    outputs = run_cached_stages(study, sources)[0]
     train = outputs["task files"]["100pct"]
     validation = validation_split(sources.nsmc_train, train, study.work.root / "validation.txt",
                                   study.cfg.pilot_reviews)

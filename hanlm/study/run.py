@@ -34,13 +34,7 @@ def run_study(cfg: StudyConfig) -> int:
     started = time.perf_counter()
     study = resolve(cfg)
     sources = Sources(study.data)
-    sources.check()
-    stages = stage_list(study)
-    cache.check_work_dir(study.work, stages, study.cfg.overwrite)
-    source = cache.source_record(study.work)
-    log_plan(study)
-    timings = cache.Timings(study.work.timings_file)
-    outputs = {stage.name: cache.run_stage(stage, study.work, timings) for stage in stages}
+    outputs, timings, source = run_cached_stages(study, sources)
 
     models = {**{m.name: outputs[f"export/{m.name}"] for m in pretrained_models(study.cfg)},
               "random": outputs["random-init"]}
@@ -58,6 +52,22 @@ def run_study(cfg: StudyConfig) -> int:
     print(report.summary_text(results))
     print(f"\nwritten: {', '.join(str(p) for p in written)}")
     return 0
+
+
+def run_cached_stages(study: Study, sources: Sources
+                      ) -> tuple[dict[str, Any], cache.Timings, dict[str, str]]:
+    """Stages 1-6 (`stage_list`: with --pilot, the review models' alone), each run unless
+    cached, after refusing a work directory made with other settings: (their outputs by stage
+    name, the timings, the source that made the work directory and the one running now)."""
+    sources.check()
+    stages = stage_list(study)
+    cache.check_work_dir(study.work, stages, study.cfg.overwrite)
+    source = cache.source_record(study.work)
+    if not study.cfg.pilot:
+        log_plan(study)
+    timings = cache.Timings(study.work.timings_file)
+    outputs = {stage.name: cache.run_stage(stage, study.work, timings) for stage in stages}
+    return outputs, timings, source
 
 
 def _pretraining(study: Study) -> dict[str, Any]:

@@ -332,18 +332,20 @@ def random_reference(cfg: StudyConfig) -> str:
 
 
 def stage_list(study: Study) -> list[Stage]:
-    """Every cached stage in the order it runs (a stage after those it reads)."""
+    """Every cached stage in the order it runs (a stage after those it reads); with --pilot,
+    only those the review models need (`hanlm.study.pilot`)."""
     cfg, work, data = study.cfg, study.work, str(study.data)
     stages = [Stage("corpora", pick(CorporaSettings, cfg, data=data), corpora_stage,
                     work.corpora_report, (work.corpora,))]
-    for corpus in CORPORA:
+    for corpus in ("review",) if cfg.pilot else CORPORA:
         stages += _pretraining_stages(study, corpus)
-    stages += _continued_stages(study)
-    reference = random_reference(cfg)
+    if not cfg.pilot:
+        reference = random_reference(cfg)
+        stages += _continued_stages(study) + [
+            Stage("random-init", pick(RandomSettings, cfg, reference=reference), random_stage,
+                  work.model("random") / "config.json", (work.model("random"),),
+                  (f"export/{reference}",))]
     return stages + [
-        Stage("random-init", pick(RandomSettings, cfg, reference=reference), random_stage,
-              work.model("random") / "config.json", (work.model("random"),),
-              (f"export/{reference}",)),
         Stage("task files", pick(TaskFileSettings, cfg, data=data,
                                  fractions=tuple(cfg.fractions)),
               task_files_stage, work.nsmc_file("test"), (work.nsmc,)),
