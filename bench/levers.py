@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from transformers.models.bert import modeling_bert
 
 from bench.common import Stopwatch, machine, print_profile_groups, summarize_profile, write_json
 from hanlm.data.batches import BatchSchedule, Collator, global_batch
@@ -45,6 +46,7 @@ class Variant:
     # fp32: weights in fp32, cast by autocast at every op; bf16: hanlm's bf16 copy of the model
     # run without autocast, AdamW on the fp32 weights (`--bf16-weights`)
     weights: str = "fp32"
+    fused_qkv: bool = False  # Q, K and V of each layer as one hidden -> 3 x hidden linear
     model_kwargs: dict = field(default_factory=dict)
 
 
@@ -69,7 +71,44 @@ VARIANTS = [
     Variant("hanlm defaults, SDPA attention", batches="bucketed", fused_adamw=True, dropout=0.0),
     Variant("hanlm defaults, bf16 weights + fp32 masters", attn="eager", batches="bucketed",
             fused_adamw=True, dropout=0.0, weights="bf16"),
+    Variant("hanlm defaults, bf16 weights, fused QKV", attn="eager", batches="bucketed",
+            fused_adamw=True, dropout=0.0, weights="bf16", fused_qkv=True),
 ]
+
+
+class FusedQKVSelfAttention(modeling_bert.BertSelfAttention):
+    """The stock self-attention with its query, key and value projections as one linear layer
+    (one 3 x wider matmul per layer instead of three; the same weights, stacked). Written for
+    this bench only: hanlm's models keep the stock module, whose three weights export relies on;
+    the bench measures whether fusing them would pay."""
+
+    def __init__(self, stock: modeling_bert.BertSelfAttention):
+        super().__init__(stock.config, is_causal=stock.is_causal, layer_idx=stock.layer_idx)
+        del self.query, self.key, self.value
+        parts = (stock.query, stock.key, stock.value)
+        self.qkv = torch.nn.Linear(stock.query.in_features, 3 * stock.all_head_size)
+        with torch.no_grad():
+            self.qkv.weight.copy_(torch.cat([p.weight for p in parts]))
+            self.qkv.bias.copy_(torch.cat([p.bias for p in parts]))
+
+    def forward(self, hidden_states, attention_mask=None, cache=None, **kwargs):
+        input_shape = hidden_states.shape[:-1]
+        heads = (*input_shape, -1, self.attention_head_size)
+        query, key, value = (part.view(*heads).transpose(1, 2)
+                             for part in self.qkv(hidden_states).split(self.all_head_size, dim=-1))
+        attend = modeling_bert.ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, modeling_bert.eager_attention_forward)
+        out, weights = attend(self, query, key, value, attention_mask,
+                              dropout=self.dropout.p if self.training else 0.0, scaling=self.scaling, **kwargs)
+        return out.reshape(*input_shape, -1).contiguous(), weights
+
+
+def fuse_qkv(model: torch.nn.Module) -> torch.nn.Module:
+    """Every BERT self-attention of `model` replaced by its fused-QKV equivalent, in place."""
+    for module in list(model.modules()):
+        if isinstance(getattr(module, "self", None), modeling_bert.BertSelfAttention):
+            module.self = FusedQKVSelfAttention(module.self)
+    return model
 
 
 def make_batches(data: str, kind: str, *, batch_size: int, count: int, seed: int = 42) -> list[dict]:
@@ -98,6 +137,8 @@ def make_step(variant: Variant, preset: str, vocab_size: int, precision: str = "
     config = build_bert_config(preset, vocab_size=vocab_size, dropout=variant.dropout,
                                attn_implementation=variant.attn)
     model = new_pretraining_model(config, seed=0)
+    if variant.fused_qkv:
+        fuse_qkv(model)
     model.train()
     if variant.weights == "bf16":
         return _bf16_weights_step(model, variant.compile)

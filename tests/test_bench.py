@@ -371,20 +371,3 @@ def test_every_module_imports_without_the_packages_a_stock_gpu_image_lacks(tmp_p
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0 and "imported" in result.stdout, result.stderr[-3000:]
-
-
-def test_levers_bench_times_and_profiles_a_variant_against_the_reference(tiny_pretraining_data, tmp_path):
-    from bench import levers
-    common = ["--data", str(tiny_pretraining_data), "--preset", "tiny", "--batch-size", "4", "--rounds", "1",
-              "--batches", "1", "--only", "hanlm defaults:", "--precision", "bf16"]
-    levers.main([*common, "--out", str(tmp_path / "timed.json")])
-    timed = json.loads((tmp_path / "timed.json").read_text())
-    assert timed["precision"] == "bf16" and [r["variant"][:14] for r in timed["rows"]] == ["reference (sdp",
-                                                                                           "hanlm defaults"]
-    assert timed["rows"][0]["speedup_wall"] == 1.0 and timed["rows"][1]["tokens_per_second"] > 0
-    levers.main([*common, "--profile", "--out", str(tmp_path / "profile.json")])
-    profiles = json.loads((tmp_path / "profile.json").read_text())["profiles"]
-    assert len(profiles) == 2
-    for prof in profiles.values():
-        shares = prof["groups_share_of_operator_time"]
-        assert shares["matmul"] > 0 and abs(sum(shares.values()) - 1) < 1e-6
