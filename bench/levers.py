@@ -80,7 +80,7 @@ class FusedQKVSelfAttention(modeling_bert.BertSelfAttention):
     """The stock self-attention with its query, key and value projections as one linear layer
     (one 3 x wider matmul per layer instead of three; the same weights, stacked). Written for
     this bench only: hanlm's models keep the stock module, whose three weights export relies on;
-    the bench measures whether fusing them would pay."""
+    the bench measures whether fusing them would pay. An encoder's: no key/value cache."""
 
     def __init__(self, stock: modeling_bert.BertSelfAttention):
         super().__init__(stock.config, is_causal=stock.is_causal, layer_idx=stock.layer_idx)
@@ -92,6 +92,8 @@ class FusedQKVSelfAttention(modeling_bert.BertSelfAttention):
             self.qkv.bias.copy_(torch.cat([p.bias for p in parts]))
 
     def forward(self, hidden_states, attention_mask=None, cache=None, **kwargs):
+        if cache is not None:
+            raise ValueError("the fused-QKV bench module is an encoder's: it keeps no key/value cache")
         input_shape = hidden_states.shape[:-1]
         heads = (*input_shape, -1, self.attention_head_size)
         query, key, value = (part.view(*heads).transpose(1, 2)
