@@ -82,7 +82,8 @@ def run_pilot(cfg: StudyConfig) -> int:
                                   study.cfg.pilot_reviews)
     inputs = {"train": train, "dev": validation, "split": None, "limit": None}
     models = {}
-    for model in (m for m in pretrained_models(study.cfg) if m.corpus == "review"):
+    # The models whose stages `stage_list` kept under --pilot (the review corpus's).
+    for model in (m for m in pretrained_models(study.cfg) if f"export/{m.name}" in outputs):
         scores = _finetune(study, model.name, outputs[f"export/{model.name}"], inputs)
         models[model.name] = _model_record(study, model, scores)
     record = {"settings": config.to_dict(study.cfg), "validation_file": str(validation),
