@@ -93,8 +93,9 @@ class StudyConfig:
     pretrain_lr: float = opt(2e-3, "pretraining peak learning rate", min=0, exclusive_min=True)
     short_len: int = opt(32, "phase 1 of pretraining on sequences of this many tokens, as many "
                          "tokens per step (0 = one phase at --max-len)", min=0)
-    short_share: float = opt(0.5, "share of the pretraining steps in phase 1 (0-1; 0.8 scored "
-                              "0.7 points below 0.5 on an NSMC validation split: docs/RESULTS.md)", min=0)
+    short_share: float = opt(0.5, "share of the pretraining steps in phase 1 (0-1; on an NSMC "
+                              "validation split 0.8 scored 0.7 points below 0.5, 0.3 level with "
+                              "it: docs/RESULTS.md)", min=0)
     pretrain_batch_size: int = opt(32, "pretraining sequences per step (of --max-len tokens)",
                                    min=1)
     pretrain_dropout: float = opt(0.0, "pretraining dropout (0: the short-budget choice of "
