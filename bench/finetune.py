@@ -2,6 +2,7 @@
 
     python -m bench.finetune --quick            # < 10 min on 2 loaded CPU cores
     python -m bench.finetune                    # more steps, the whole NSMC test set
+    python -m bench.finetune --quick --baseline torch-dropout   # one lever: hanlm's CPU dropout
 
 Both systems fine-tune the *same* BERT-mini checkpoint (`prepare`: a seeded random
 `BertForSequenceClassification` init saved with a WordPiece tokenizer that hanlm trained on the
@@ -50,7 +51,7 @@ from bench.common import (
     print_profile_groups,
     write_json,
 )
-from bench.finetune_systems import SYSTEMS, Clock, ProfileClock, Spec
+from bench.finetune_systems import BASELINES, Clock, ProfileClock, Spec, systems
 from hanlm.model.presets import PRESETS
 
 logger = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def worker(name: str, spec: Spec, turns: Turns, barrier, me: int, queue) -> None
     turns.acquire(me)  # set-up runs alone too
     clock = Clock(turns, me, barrier)
     try:
-        result = SYSTEMS[name](spec, clock)
+        result = systems(spec)[name](spec, clock)
         result.update(segments=clock.segments, peak_rss_mb=peak_rss_mb())
         turns.leave(me)
         queue.put((name, result))
@@ -138,7 +139,7 @@ def profile_worker(name: str, spec: Spec, queue) -> None:
     logging.basicConfig(level=logging.WARNING)
     clock = ProfileClock()
     try:
-        result = SYSTEMS[name](spec, clock)
+        result = systems(spec)[name](spec, clock)
         queue.put((name, {"profile": clock.profile, "segments": clock.segments, "batches": result["batches"]["train"]}))
     except BaseException as e:
         queue.put((name, {"error": repr(e)}))
@@ -149,7 +150,7 @@ def run_profiles(spec: Spec) -> dict:
     """Each system alone, one after the other, its training steps under the torch profiler."""
     ctx = mp.get_context("spawn")
     out = {}
-    for name in SYSTEMS:
+    for name in systems(spec):
         queue = ctx.Queue()
         proc = ctx.Process(target=profile_worker, args=(name, spec, queue))
         proc.start()
@@ -173,7 +174,7 @@ def run_pair(spec: Spec) -> dict:
     ctx = mp.get_context("spawn")
     turns, barrier, queue = Turns(2, ctx), ctx.Barrier(2), ctx.Queue()
     procs = [ctx.Process(target=worker, args=(name, spec, turns, barrier, k, queue))
-             for k, name in enumerate(SYSTEMS)]
+             for k, name in enumerate(systems(spec))]
     for p in procs:
         p.start()
     results = dict(queue.get() for _ in procs)
@@ -204,6 +205,7 @@ def system_metrics(r: dict, warmup: int) -> dict:
     return {
         "attn_implementation": r["attn_implementation"],
         "precision": r["precision"],
+        "dropout_modules": r["dropout_modules"],
         # the Trainer predicts under its training setting (autocast); hanlm's evaluate chooses
         "eval_precision": r.get("eval_precision", r["precision"]),
         "train_sampling": r["train_sampling"],
@@ -265,6 +267,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--nsmc", default=str(NSMC), help="folder with ratings_train.txt and ratings_test.txt")
     parser.add_argument("--work", default="/tmp/hanlm-bench-finetune", help="work directory (tokenizer, model, subsamples)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--baseline", default="trainer", choices=list(BASELINES),
+                        help="trainer: the strongest Trainer set-up; torch-dropout: hanlm with "
+                             "PyTorch's dropout instead of its CPU dropout (that lever alone)")
     parser.add_argument("--profile", action="store_true",
                         help="instead of the timed comparison: each system alone under the torch profiler")
     args = parser.parse_args(argv)
@@ -281,21 +286,23 @@ def main(argv: list[str] | None = None) -> dict:
 
     spec = Spec(model=str(ws.model), train=str(ws.train), eval=str(ws.eval), steps=steps,
                 batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, lr=args.lr, seed=args.seed,
-                out=str(work / f"runs-{int(started)}"), trainer_precision=trainer_precision(PRESETS[args.preset].hidden))
+                out=str(work / f"runs-{int(started)}"), trainer_precision=trainer_precision(PRESETS[args.preset].hidden),
+                baseline=args.baseline)
     report = {"command": "python -m bench.finetune " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
               "machine": machine(), "preset": args.preset, "steps": steps, "batch_size": args.batch_size,
               "warmup_steps_excluded": warmup, "spec": asdict(spec),
               "setup_seconds": round(time.time() - started, 1)}
+    vs = "" if args.baseline == "trainer" else f"-vs-{args.baseline}"
     if args.profile:
         report["profiles"] = run_profiles(spec)
-        out = Path(args.out) / ("finetune-profile-quick.json" if args.quick else "finetune-profile.json")
+        out = Path(args.out) / (f"finetune-profile-quick{vs}.json" if args.quick else f"finetune-profile{vs}.json")
         write_json(out, report)
         print_profiles(report["profiles"])
         print(f"\nwrote {out}")
         return report
     logger.info("fine-tuning %s: %d steps per system, %d held-out reviews", args.preset, steps, eval_n)
     results = run_pair(spec)
-    report["systems"] = {name: system_metrics(results[name], warmup) for name in SYSTEMS}
+    report["systems"] = {name: system_metrics(results[name], warmup) for name in systems(spec)}
     b, h = report["systems"]["baseline"], report["systems"]["hanlm"]
     report["ratios_hanlm_over_baseline"] = {key: h[key] / b[key] for key in RATIO_KEYS}
     report["accuracy_difference_points"] = h["accuracy"] - b["accuracy"]
@@ -303,7 +310,7 @@ def main(argv: list[str] | None = None) -> dict:
                             for part in ("segments", "batches")} for name, r in results.items()}
     report["seconds"] = round(time.time() - started, 1)
     report["machine"]["load_average_1min_end"] = machine()["load_average_1min"]
-    out = Path(args.out) / ("finetune-quick.json" if args.quick else "finetune.json")
+    out = Path(args.out) / (f"finetune-quick{vs}.json" if args.quick else f"finetune{vs}.json")
     write_json(out, report)
     print_report(report)
     print(f"\nwrote {out} in {report['seconds']:.0f} s")

@@ -29,6 +29,7 @@ class Spec:
     max_len: int = 128
     seed: int = 42
     trainer_precision: str | None = None  # the baseline's, measured once by the parent; None: here
+    baseline: str = "trainer"  # a key of BASELINES
 
 
 class Clock:
@@ -174,7 +175,9 @@ def run_baseline(spec: Spec, clock: Clock) -> dict:
     trainer = Trainer(model=model, args=args, train_dataset=train_set, data_collator=collate, callbacks=[Turn()])
     trainer.train()
     result = {"attn_implementation": model.config._attn_implementation, "precision": precision,
-              "train_sampling": args.train_sampling_strategy}
+              "train_sampling": args.train_sampling_strategy,
+              "dropout_modules": sorted({type(m).__name__ for m in model.modules()
+                                         if isinstance(m, torch.nn.Dropout)})}
     _peak_rss_of_phase(result, "train")
 
     clock.boundary("eval")
@@ -190,7 +193,7 @@ def run_baseline(spec: Spec, clock: Clock) -> dict:
 # ---------------------------------------------------------------- hanlm
 
 
-def run_hanlm(spec: Spec, clock: Clock) -> dict:
+def run_hanlm(spec: Spec, clock: Clock, name: str = "hanlm") -> dict:
     from hanlm.tasks import loop, run
     from hanlm.tasks.config import DataOptions, EvaluateConfig, FinetuneConfig
     from hanlm.train.engine import Hooks
@@ -215,6 +218,8 @@ def run_hanlm(spec: Spec, clock: Clock) -> dict:
         if step == 0:
             batches["attn_implementation"] = model.config._attn_implementation
             batches["hidden_size"] = model.config.hidden_size
+            batches["dropout_modules"] = sorted({type(m).__name__ for m in model.modules()
+                                                 if isinstance(m, torch.nn.Dropout)})
             clock.boundary("train")
         else:
             clock.tick() if step < spec.steps else clock.stop()
@@ -227,7 +232,7 @@ def run_hanlm(spec: Spec, clock: Clock) -> dict:
 
     loop.collate, run.run_inference = recording_collate, timed_inference
 
-    out = Path(spec.out) / "hanlm"
+    out = Path(spec.out) / name
     cfg = FinetuneConfig(
         task="nsmc", train=spec.train, model=spec.model, out=str(out),
         options=DataOptions(max_len=spec.max_len),
@@ -243,6 +248,7 @@ def run_hanlm(spec: Spec, clock: Clock) -> dict:
                                 batch_size=spec.eval_batch_size, options=DataOptions(max_len=spec.max_len)))
     evaluated = json.loads(metrics_path.read_text())
     result["attn_implementation"] = batches.pop("attn_implementation")
+    result["dropout_modules"] = batches.pop("dropout_modules")
     result["train_sampling"] = "group_by_length" if cfg.group_by_length else "random"
     # the choice finetune made: measured once per process and width, so asked again it is the same
     result["precision"] = choose_precision(cfg.precision, batches.pop("hidden_size")).precision
@@ -254,4 +260,19 @@ def run_hanlm(spec: Spec, clock: Clock) -> dict:
     return result
 
 
-SYSTEMS = {"baseline": run_baseline, "hanlm": run_hanlm}
+def run_hanlm_torch_dropout(spec: Spec, clock: Clock) -> dict:
+    """hanlm with PyTorch's own dropout instead of `hanlm.model.dropout`'s: against hanlm, the
+    gain of that one lever. (A bench-only switch: hanlm has no flag for it.)"""
+    from hanlm.train import engine
+
+    engine.use_cpu_dropout = lambda model: 0
+    return run_hanlm(spec, clock, name="hanlm-torch-dropout")
+
+
+BASELINES = {"trainer": run_baseline, "torch-dropout": run_hanlm_torch_dropout}
+
+
+def systems(spec: Spec) -> dict:
+    """The two systems of a run: `baseline` (as `spec.baseline` names it) and `hanlm`."""
+    return {"baseline": BASELINES[spec.baseline], "hanlm": run_hanlm}
+

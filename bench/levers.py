@@ -27,6 +27,7 @@ from hanlm.data.batches import BatchSchedule, Collator, global_batch
 from hanlm.data.masking import MaskingConfig
 from hanlm.data.shards import ShardReader
 from hanlm.model.bert import build_bert_config, new_pretraining_model
+from hanlm.model.dropout import use_cpu_dropout
 from hanlm.tokenizer import KoreanTokenizer
 from hanlm.train.bf16_weights import Bf16Weights
 from hanlm.train.optim import OptimConfig, build_optimizer
@@ -47,6 +48,7 @@ class Variant:
     # run without autocast, AdamW on the fp32 weights (`--bf16-weights`)
     weights: str = "fp32"
     fused_qkv: bool = False  # Q, K and V of each layer as one hidden -> 3 x hidden linear
+    cpu_dropout: bool = False  # hanlm's CpuDropout (`hanlm.model.dropout`) instead of nn.Dropout
     model_kwargs: dict = field(default_factory=dict)
 
 
@@ -73,6 +75,10 @@ VARIANTS = [
             fused_adamw=True, dropout=0.0, weights="bf16"),
     Variant("hanlm defaults, bf16 weights, fused QKV", attn="eager", batches="bucketed",
             fused_adamw=True, dropout=0.0, weights="bf16", fused_qkv=True),
+    Variant("bf16 weights, dropout 0.1, PyTorch's", attn="eager", batches="bucketed",
+            fused_adamw=True, weights="bf16"),
+    Variant("bf16 weights, dropout 0.1, hanlm's CPU dropout", attn="eager", batches="bucketed",
+            fused_adamw=True, weights="bf16", cpu_dropout=True),
 ]
 
 
@@ -141,6 +147,8 @@ def make_step(variant: Variant, preset: str, vocab_size: int, precision: str = "
     model = new_pretraining_model(config, seed=0)
     if variant.fused_qkv:
         fuse_qkv(model)
+    if variant.cpu_dropout:
+        use_cpu_dropout(model)
     model.train()
     if variant.weights == "bf16":
         return _bf16_weights_step(model, variant.compile)

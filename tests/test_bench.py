@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from bench.flops import Dims, step_flops
 
@@ -154,6 +155,17 @@ def test_finetune_bench_runs_both_systems_end_to_end(tmp_path, shared_data):
     # hanlm sorts the lengths for inference, the Trainer predicts in the file's order
     assert hanlm["eval_real_token_fraction"] > baseline["eval_real_token_fraction"]
     assert set(report["ratios_hanlm_over_baseline"]) >= {"train_samples_per_second", "eval_samples_per_second"}
+    # the model's 0.1 dropout: PyTorch's in the Trainer, hanlm's own on a CPU
+    assert baseline["dropout_modules"] == ["Dropout"]
+    assert hanlm["dropout_modules"] == (["Dropout"] if torch.cuda.is_available() else ["CpuDropout"])
+
+    # --baseline torch-dropout: hanlm against itself with PyTorch's dropout, the one lever
+    finetune.main(["--quick", "--preset", "tiny", "--steps", "2", "--warmup", "0", "--eval-examples", "20",
+                   "--vocab-size", "600", "--nsmc", str(nsmc), "--work", str(tmp_path / "work"),
+                   "--out", str(tmp_path / "out"), "--baseline", "torch-dropout"])
+    lever = json.loads((tmp_path / "out" / "finetune-quick-vs-torch-dropout.json").read_text())["systems"]
+    assert lever["baseline"]["dropout_modules"] == ["Dropout"] and lever["baseline"]["train_steps"] == 2
+    assert lever["hanlm"]["dropout_modules"] == hanlm["dropout_modules"]
 
 
 def test_optimizer_bench_times_both_adamw_implementations():

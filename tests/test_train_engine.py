@@ -3,6 +3,7 @@ choice, and a time-budgeted pretraining run that anneals and resumes bit-identic
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -54,8 +55,6 @@ def test_no_time_schedule_makes_the_budget_a_stop_only():
 
 def test_the_start_line_says_whether_the_schedule_follows_the_budget(tiny_pretraining_data,
                                                                    tmp_path, caplog):
-    import logging
-
     for follows, words in ((True, "the schedule follows time"), (False, "a stop only")):
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="hanlm.train.pretrain"):
@@ -188,3 +187,23 @@ def test_fp16_training_is_refused_without_a_gpu():
                 FinetuneTrainingConfig(precision="fp16")):
         with pytest.raises(HanlmError, match="fp16 needs a GPU; on a CPU use bf16 or fp32"):
             Runtime(cfg, hidden_size=64)
+
+
+def test_on_a_cpu_both_loops_prepare_the_model_with_the_cpu_dropout(caplog):
+    from torch import nn
+
+    from hanlm.model.dropout import CpuDropout
+    from hanlm.train.config import FinetuneTrainingConfig
+    from hanlm.train.engine import Runtime
+
+    if torch.cuda.is_available():
+        pytest.skip("the CPU dropout applies on a CPU")
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.1), nn.Sequential(nn.Dropout(0.0)))
+    runtime = Runtime(FinetuneTrainingConfig(precision="fp32"), hidden_size=4)
+    with caplog.at_level(logging.INFO, logger="hanlm.train.engine"):
+        prepared, _ = runtime.prepare(model, torch.optim.AdamW(model.parameters()))
+    dropouts = [m for m in runtime.accelerator.unwrap_model(prepared).modules()
+                if isinstance(m, nn.Dropout)]
+    assert [type(m) for m in dropouts] == [CpuDropout, CpuDropout]
+    assert [m.p for m in dropouts] == [0.1, 0.0]
+    assert "dropout 0.1: masks from 16 random bits an element on the CPU" in caplog.text

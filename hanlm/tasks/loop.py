@@ -117,7 +117,7 @@ class _Trainer:
         self.steps_per_epoch = max(1, n_batches // self.procs // cfg.grad_accum)
         self.total = cfg.max_steps or max(1, math.ceil(cfg.epochs * self.steps_per_epoch))
         self.schedule = Schedule(cfg.optim, self.total, schedule_budget(cfg))
-        self.model, self.optimizer = self.acc.prepare(model, build_optimizer(model, cfg.optim))
+        self.model, self.optimizer = self.runtime.prepare(model, build_optimizer(model, cfg.optim))
         self.state = LoopState()
         self.clock = Clock(hooks.now)
         self.log: MetricsLog | None = None  # opened by `run`, once the resume step is known

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from hanlm.errors import HanlmError
+from hanlm.model.dropout import CpuDropout, use_cpu_dropout
 from hanlm.train.bf16_weights import Bf16Weights
 from hanlm.train.checkpoint import saved_precision
 from hanlm.train.config import TrainingConfig
@@ -97,6 +98,18 @@ class Runtime:
         if self.choice.precision == "bf16":
             return autocast("bf16", self.device)
         return self.accelerator.autocast()
+
+    def prepare(self, model: nn.Module, optimizer: torch.optim.Optimizer
+                ) -> tuple[nn.Module, torch.optim.Optimizer]:
+        """`model` and `optimizer` prepared by Accelerate; on a CPU the model's dropout first
+        draws its masks from 16 random bits an element (`hanlm.model.dropout`)."""
+        if self.device.type == "cpu":
+            use_cpu_dropout(model)
+            rates = sorted({m.p for m in model.modules() if isinstance(m, CpuDropout) and m.p})
+            if rates:
+                logger.info("dropout %s: masks from 16 random bits an element on the CPU",
+                            ", ".join(f"{p:g}" for p in rates))
+        return self.accelerator.prepare(model, optimizer)
 
     def _compute_model(self, model: nn.Module) -> nn.Module:
         """What runs forward and backward: `model`, or its bf16 copy (made from the weights

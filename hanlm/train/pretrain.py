@@ -274,7 +274,7 @@ def _start(cfg: PretrainConfig) -> _Run:
     if acc.is_main_process:
         _write_run_files(out, cfg, identity, meta, tok_dir, model)
     acc.wait_for_everyone()
-    prepared, optimizer = acc.prepare(model, optimizer)
+    prepared, optimizer = runtime.prepare(model, optimizer)
     if checkpoint is not None:
         checkpoint.restore(objectives.weights_module(model), optimizer)
         logger.info("resuming from %s (step %d)", checkpoint.path, checkpoint.step)
