@@ -8,7 +8,8 @@ bits are at or above `p` x 65,536: the same Bernoulli distribution, with the dro
 rounded to a multiple of 1/65,536 (0.1 becomes 0.100006; the kept values are scaled by the
 inverse of that exact keep probability, so the expectation is unchanged). Only the random
 stream differs from PyTorch's; like PyTorch's, it comes from the seeded default generator, so a
-run and its resume draw the same masks.
+run and its resume draw the same masks. What it gains in a step: docs/BENCHMARKS.md, "Where a
+fine-tuning step goes".
 
 On other devices, in evaluation, and at p = 0 it is `nn.Dropout` itself (GPU dropout is a
 fused kernel already). It subclasses `nn.Dropout`, so code that reads or sets `.p` is
