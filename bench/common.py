@@ -184,7 +184,7 @@ def _dumps(value, depth: int) -> str:
 PROFILE_GROUPS = (
     ("matmul", ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")),
     ("optimizer (AdamW)", ("_foreach_", "fused_adam", "adamw")),
-    ("dropout", ("bernoulli", "dropout", "aten::random_", "KeepAndScale")),
+    ("dropout", ("bernoulli", "dropout", "aten::random_")),
     ("softmax, mask", ("softmax", "masked_fill", "aten::where", "scaled_dot_product", "_efficient_attention",
                        "flash_attention")),
     ("layer norm", ("layer_norm",)),

@@ -103,6 +103,11 @@ def _shape(mask_or_lengths, width: int) -> dict:
     return {"lengths": lengths, "width": width}
 
 
+def _dropout_modules(model: torch.nn.Module) -> list[str]:
+    """The classes of the model's dropout modules (PyTorch's, or hanlm's CpuDropout)."""
+    return sorted({type(m).__name__ for m in model.modules() if isinstance(m, torch.nn.Dropout)})
+
+
 def _peak_rss_of_phase(result: dict, phase: str) -> None:
     result[f"peak_rss_mb_after_{phase}"] = peak_rss_mb()
 
@@ -176,8 +181,7 @@ def run_baseline(spec: Spec, clock: Clock) -> dict:
     trainer.train()
     result = {"attn_implementation": model.config._attn_implementation, "precision": precision,
               "train_sampling": args.train_sampling_strategy,
-              "dropout_modules": sorted({type(m).__name__ for m in model.modules()
-                                         if isinstance(m, torch.nn.Dropout)})}
+              "dropout_modules": _dropout_modules(model)}
     _peak_rss_of_phase(result, "train")
 
     clock.boundary("eval")
@@ -218,8 +222,7 @@ def run_hanlm(spec: Spec, clock: Clock, name: str = "hanlm") -> dict:
         if step == 0:
             batches["attn_implementation"] = model.config._attn_implementation
             batches["hidden_size"] = model.config.hidden_size
-            batches["dropout_modules"] = sorted({type(m).__name__ for m in model.modules()
-                                                 if isinstance(m, torch.nn.Dropout)})
+            batches["dropout_modules"] = _dropout_modules(model)
             clock.boundary("train")
         else:
             clock.tick() if step < spec.steps else clock.stop()

@@ -24,23 +24,6 @@ from torch import nn
 _LEVELS = 1 << 16  # 16 bits of randomness per element
 
 
-class _KeepAndScale(torch.autograd.Function):
-    """`x * keep * scale` with `keep` a bool mask, saved for the backward as one byte an element;
-    the scale is applied as a scalar, so a bf16 result is rounded once per element, as
-    PyTorch's dropout rounds it (a bf16 mask holding the scale would round the scale itself)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
-        ctx.save_for_backward(keep)
-        ctx.scale = scale
-        return x.mul(keep).mul_(scale)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        (keep,) = ctx.saved_tensors
-        return grad.mul(keep).mul_(ctx.scale), None, None
-
-
 def drop_threshold(p: float) -> int:
     """How many of the 65,536 values of a 16-bit draw drop an element (p rounded)."""
     return round(p * _LEVELS)
@@ -71,7 +54,9 @@ class CpuDropout(nn.Dropout):
         rounded_away = not 0 < drop_threshold(self.p) < _LEVELS
         if not self.training or rounded_away or x.device.type != "cpu" or self.inplace:
             return super().forward(x)
-        return _KeepAndScale.apply(x, keep_mask(x, self.p), keep_scale(self.p))
+        # A bool mask, then the scale as a scalar: a bf16 result is rounded once per element, as
+        # PyTorch's dropout rounds it, and autograd keeps only the one-byte mask for the backward.
+        return x.mul(keep_mask(x, self.p)).mul_(keep_scale(self.p))
 
 
 def use_cpu_dropout(model: nn.Module) -> int:
