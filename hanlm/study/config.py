@@ -74,6 +74,9 @@ class StudyConfig:
     target_chars: int = opt(10_000_000, "characters of each pretraining corpus (review, "
                             "general)", min=1000)
     vocab_size: int = opt(16000, "WordPiece vocabulary of each tokenizer", min=100)
+    pretokenize: Literal["none", "kiwi"] = opt(
+        "none", "morpheme pre-tokenization of both tokenizers (kiwi: every eojeol cut into "
+        "Kiwi morphemes before WordPiece, in pretraining and fine-tuning alike)")
     # bert alone by default: each objective adds two pretraining runs as long as the default
     # study's (~33 minutes each on 2 cores), which its 2-hour budget does not hold. Steps are the
     # default budget: a time budget gives each run what the host's load leaves it.

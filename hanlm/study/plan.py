@@ -256,7 +256,8 @@ def log_plan(study: Study) -> None:
         f"study plan ({cfg.mode}): work dir {study.work.root}, results {study.results}",
         f"  data: {study.data}",
         f"  corpora: review vs general, {cfg.target_chars:,} characters each",
-        f"  tokenizers: WordPiece, vocabulary {cfg.vocab_size:,} each",
+        f"  tokenizers: WordPiece, vocabulary {cfg.vocab_size:,} each"
+        + (", words cut into kiwi morphemes first" if cfg.pretokenize == "kiwi" else ""),
         f"  pretraining: objectives {', '.join(cfg.objectives)} x (review, general) = "
         f"{len(models) - 1 - len(continued)} models; {cfg.preset}, {phases}, lr "
         f"{cfg.pretrain_lr:g}, dropout {cfg.pretrain_dropout:g}, {budget}",

@@ -72,6 +72,7 @@ def corpora_stage(s: CorporaSettings, work: WorkDir, *, cached: bool) -> dict:
 class TokenizerSettings:
     corpus: str
     vocab_size: int
+    pretokenize: str = dataclasses.field(default="none", metadata=keyed_since("none"))
 
 
 def tokenizer_stage(s: TokenizerSettings, work: WorkDir, *, cached: bool) -> Path:
@@ -82,7 +83,7 @@ def tokenizer_stage(s: TokenizerSettings, work: WorkDir, *, cached: bool) -> Pat
     if not cached:
         train_tokenizer(TokenizerTrainConfig(
             corpus=[str(work.corpus(s.corpus))], out=str(out), vocab_size=s.vocab_size,
-            overwrite=True, reader=CorpusConfig(format="docs")))
+            pretokenize=s.pretokenize, overwrite=True, reader=CorpusConfig(format="docs")))
     return out
 
 

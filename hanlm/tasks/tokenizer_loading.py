@@ -3,7 +3,8 @@
 A fast tokenizer (character offsets map predictions back to the text) from `tokenizer.json`, or
 built by `transformers` from a `vocab.txt` (the klue/bert-base layout); one that would turn
 Hangul into jamo is refused; a model with a single token type (RoBERTa) gets type 0 for the
-second text of a pair.
+second text of a pair; a ``--pretokenize kiwi`` vocabulary cuts words into morphemes first, as
+it was trained (``KiwiTokenizerFast``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 from transformers import AutoTokenizer
 
 from hanlm.errors import HanlmError
+from hanlm.tokenizer.kiwi_fast import KiwiTokenizerFast
+from hanlm.tokenizer.korean import pretokenize_mode
 
 
 def load_tokenizer(directory: Path) -> Any:
@@ -33,6 +36,8 @@ def load_tokenizer(directory: Path) -> Any:
     _check_korean(tokenizer, directory)
     if _token_types(directory) == 1:
         _single_token_type(tokenizer)
+    if pretokenize_mode(directory) == "kiwi":
+        return KiwiTokenizerFast(tokenizer, directory)
     return tokenizer
 
 

@@ -73,11 +73,7 @@ class KoreanTokenizer:
         directory = Path(directory)
         tokenizer = _read_tokenizer(directory)
         meta = _read_meta(directory)
-        pretokenize = meta.get("pretokenize", "none")
-        if pretokenize not in ("none", "kiwi"):
-            raise HanlmError(
-                f"unknown pretokenize mode {pretokenize!r} in {META_FILE}", path=str(directory)
-            )
+        pretokenize = _pretokenize_mode(meta, directory)
         _warn_if_decomposing(tokenizer, directory)
         loaded = cls(directory, tokenizer, pretokenize)
         if meta.get("fingerprint") not in (None, loaded.fingerprint):
@@ -258,6 +254,19 @@ def _read_tokenizer(directory: Path) -> Tokenizer:
             path=str(directory),
         )
     return tokenizer
+
+
+def pretokenize_mode(directory: Path) -> str:
+    """"kiwi" or "none": how the vocabulary in ``directory`` was pre-tokenized when trained
+    (a directory without hanlm's metadata: "none")."""
+    return _pretokenize_mode(_read_meta(directory), directory)
+
+
+def _pretokenize_mode(meta: dict[str, Any], directory: Path) -> str:
+    mode = meta.get("pretokenize", "none")
+    if mode not in ("none", "kiwi"):
+        raise HanlmError(f"unknown pretokenize mode {mode!r} in {META_FILE}", path=str(directory))
+    return mode
 
 
 def _read_meta(directory: Path) -> dict[str, Any]:
