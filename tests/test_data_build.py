@@ -66,6 +66,45 @@ def test_build_writes_self_describing_shards(reviews, tokenizer, tmp_path):
     assert 0.4 < ratio < 0.6
 
 
+_KIWI_AFTER_KIWI = """
+import sys
+from pathlib import Path
+from hanlm.data.build import DataBuildConfig, build_dataset
+from hanlm.data.shards import ShardReader
+from hanlm.text import CorpusConfig
+from hanlm.tokenizer import TokenizerTrainConfig, train_tokenizer
+
+def main(corpus, out):
+    reader = CorpusConfig(text_column="review", group_column="movie_id", id_column="review_id")
+    # Kiwi runs in this process first, as when `hanlm study` trains the tokenizer
+    tok = train_tokenizer(TokenizerTrainConfig(corpus=[corpus], out=str(out / "tok"),
+                          vocab_size=500, min_frequency=1, pretokenize="kiwi", reader=reader))
+    shards = []
+    for workers in (1, 2):
+        data = build_dataset(DataBuildConfig(corpus=[corpus], tokenizer=str(tok), max_len=48,
+                                             out=str(out / f"w{workers}"), workers=workers,
+                                             chunk_chars=3000, eval_fraction=0.1, reader=reader))
+        built = ShardReader(data, "train")
+        shards.append([built[i].input_ids.tolist() for i in range(len(built))])
+    print(len(shards[0]), shards[0] == shards[1])
+
+if __name__ == "__main__":  # spawned workers import this file
+    main(sys.argv[1], Path(sys.argv[2]))
+"""
+
+
+def test_kiwi_workers_start_after_kiwi_ran_in_this_process(reviews, tmp_path):
+    """Kiwi does not survive fork: the build's kiwi workers are spawned, so a build after a
+    tokenizer training in the same process finishes, with the shards of a one-worker build."""
+    script = tmp_path / "build.py"
+    script.write_text(_KIWI_AFTER_KIWI, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script), str(reviews), str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    count, same = done.stdout.split()[-2:]
+    assert int(count) > 10 and same == "True"
+
+
 def test_same_seed_same_shards_any_worker_count(reviews, tokenizer, tmp_path):
     one = _all_ids(_build(reviews, tokenizer, tmp_path / "a", workers=1))
     two = _all_ids(_build(reviews, tokenizer, tmp_path / "b", workers=2))

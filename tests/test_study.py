@@ -319,6 +319,28 @@ def test_the_pretraining_mask_rate_reaches_the_pretraining_run(tmp_path, monkeyp
     assert seen[0].masking.mlm_probability == 0.2
 
 
+def test_kiwi_pre_tokenization_reaches_the_tokenizers_and_is_keyed(tmp_path, monkeypatch,
+                                                                   caplog):
+    import hanlm.tokenizer as tokenizer_module
+    from hanlm.study.plan import log_plan
+
+    seen = []
+    monkeypatch.setattr(tokenizer_module, "train_tokenizer", lambda cfg: seen.append(cfg))
+    base = dict(quick=True, work_dir=str(tmp_path / "work"), data=str(tmp_path))
+    _, plain = _started(StudyConfig(**base))
+    tokenizer_stage = next(s for s in plain if s.name == "tokenizer/review")
+    assert "pretokenize" not in cache.cache_key(tokenizer_stage.settings)  # as before it existed
+    assert _stale(StudyConfig(**base, pretokenize="kiwi")) >= {"tokenizer/review",
+                                                               "data/review", "pretrain/review"}
+    study = resolve(StudyConfig(**base, pretokenize="kiwi"))
+    stage = next(s for s in stages.stage_list(study) if s.name == "tokenizer/general")
+    cache.run_stage(stage, study.work, cache.Timings(tmp_path / "timings.json"))
+    assert [c.pretokenize for c in seen] == ["kiwi"]
+    with caplog.at_level("INFO", logger="hanlm.study.plan"):
+        log_plan(study)
+    assert "kiwi morphemes" in caplog.text
+
+
 # ------------------------------------------------------------------------------ objectives
 
 

@@ -90,3 +90,50 @@ def test_saved_as_a_stock_tokenizer_that_reloads_with_kiwi(kiwi_dir, tmp_path):
     assert isinstance(again, KiwiTokenizerFast)
     assert again(TEXTS)["input_ids"] == tokenizer(TEXTS)["input_ids"]
     assert len(again) == len(tokenizer) and again.pad_token_id == tokenizer.pad_token_id
+
+
+def test_finetune_and_evaluate_keep_the_kiwi_cut(tmp_path):
+    """KLUE-NER end to end on a tiny BERT with a kiwi vocabulary: the fine-tuned model directory
+    says kiwi and its card tells stock users to split first; evaluate reads it back with the
+    cut and reproduces the training-time scores; predicted entities are spans of the text."""
+    import sys
+
+    import torch
+    from transformers import BertConfig, BertForPreTraining
+
+    from hanlm import config
+    from hanlm.tasks.run import EvaluateConfig, evaluate
+    from hanlm.tokenizer import format as tokenizer_files
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from tasks_fixtures import corpus, read_jsonl, run_finetune, write_klue_ner
+
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n".join(corpus()) + "\n", encoding="utf-8")
+    tok = train_tokenizer(TokenizerTrainConfig(corpus=[str(text)], out=str(tmp_path / "tok"),
+                                               vocab_size=300, pretokenize="kiwi"))
+    model_dir = tmp_path / "base"
+    torch.manual_seed(0)
+    BertForPreTraining(BertConfig(
+        vocab_size=len(json.loads((tok / "tokenizer.json").read_text())["model"]["vocab"]),
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=128)).save_pretrained(model_dir)
+    tokenizer_files.copy_files(tok, model_dir)
+
+    files = write_klue_ner(tmp_path / "data")
+    out = tmp_path / "run"
+    summary = run_finetune("klue-ner", files, model_dir, out)
+    meta = json.loads((out / "model" / "hanlm_tokenizer.json").read_text(encoding="utf-8"))
+    assert meta["pretokenize"] == "kiwi"
+    assert "kiwi_split" in (out / "model" / "README.md").read_text(encoding="utf-8")
+    assert isinstance(load_tokenizer(out / "model"), KiwiTokenizerFast)
+    for prediction in read_jsonl(out / "predictions.jsonl"):
+        for entity in prediction["entities"]:
+            assert prediction["text"][entity["start"]:entity["end"]] == entity["text"]
+
+    metrics_out = tmp_path / "eval.json"
+    evaluate(config.build(EvaluateConfig, {
+        "task": "klue-ner", "data": str(files["dev"]), "model": str(out), "max_len": 64,
+        "precision": "fp32", "output": str(metrics_out)}))
+    result = json.loads(metrics_out.read_text(encoding="utf-8"))
+    assert result["metrics"] == pytest.approx(summary["dev"], abs=1e-6)

@@ -69,6 +69,12 @@ def _init_worker() -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # Rust's thread pool is unsafe after fork
 
 
+def _load_worker_tokenizer(directory: str) -> None:
+    global _TOKENIZER
+    _init_worker()  # two workers on two cores: no Rust threads on top
+    _TOKENIZER = KoreanTokenizer.load(directory)
+
+
 def _encode_piece(texts: list[str], tok: KoreanTokenizer
                   ) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Every text's tokens back to back, and each text's token count (compact to send back)."""
@@ -164,12 +170,19 @@ class Workers:
     at scale it would otherwise bound the build (docs/BENCHMARKS.md, corpus scale).
 
     The workers inherit `tok` through fork rather than each loading it again (~0.3 s apiece,
-    a third of the work on a corpus of a megabyte)."""
+    a third of the work on a corpus of a megabyte), except with kiwi pre-tokenization: Kiwi
+    does not survive fork (once this process has called it, as a study does to train the
+    tokenizer first, a forked worker's first Kiwi call never returns, even from a new
+    analyser), so those workers are spawned and load the tokenizer themselves."""
 
     def __init__(self, tok: KoreanTokenizer, workers: int, stack: contextlib.ExitStack):
         global _TOKENIZER
         self.tok, self.pool = tok, None
         if workers <= 1:
+            return
+        if tok.pretokenize == "kiwi":
+            self.pool = stack.enter_context(mp.get_context("spawn").Pool(
+                workers, initializer=_load_worker_tokenizer, initargs=(str(tok.directory),)))
             return
         _TOKENIZER = tok
         try:

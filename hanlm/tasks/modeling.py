@@ -240,8 +240,9 @@ def save_model_dir(model: PreTrainedModel, tokenizer: Any, final: Path, card: st
 
 def model_card(*, task: Any, base_model: str, train_file: str, dev_file: str | None,
                split: str | None, metrics: dict[str, float] | None, step: int,
-               total_steps: int, command: str) -> str:
-    """A short Hugging Face model card: what it does, on what data, how well, how made."""
+               total_steps: int, command: str, tokenizer_usage: str = "") -> str:
+    """A short Hugging Face model card: what it does, on what data, how well, how made
+    (``tokenizer_usage``: what a stock pipeline must do to the text first, if anything)."""
     pipeline_tag = HEAD_PIPELINES[task.head]
     lines = [
         "---",
@@ -271,6 +272,7 @@ def model_card(*, task: Any, base_model: str, train_file: str, dev_file: str | N
     lines += ["## Use", "", "```python", *_USAGE.get(pipeline_tag, _pipeline_usage(pipeline_tag)),
               "```", ""]
     lines += [usage, ""] if usage else []
+    lines += [tokenizer_usage, ""] if tokenizer_usage else []
     lines += [
         "## How it was made", "",
         "```",

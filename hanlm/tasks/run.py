@@ -41,6 +41,8 @@ from hanlm.tasks.modeling import (
 )
 from hanlm.tasks.registry import customize, get_task
 from hanlm.tasks.tokenizer_loading import load_tokenizer
+from hanlm.tokenizer.kiwi_fast import KiwiTokenizerFast
+from hanlm.tokenizer.pretokenize import KIWI_USAGE
 from hanlm.train.engine import RUN_FILE, Hooks, prepare_run_dir
 from hanlm.train.precision import decide_precision, require_device_for
 
@@ -145,7 +147,8 @@ def finetune(cfg: FinetuneConfig, hooks: Hooks | None = None) -> int:
         card = model_card(task=task, base_model=str(cfg.model), train_file=cfg.train,
                           dev_file=cfg.dev, split=opts.split_dev,
                           metrics=evaluation.metrics if evaluation else None, step=step,
-                          total_steps=total, command=command_line("hanlm.tasks.run (Python API)"))
+                          total_steps=total, command=command_line("hanlm.tasks.run (Python API)"),
+                          tokenizer_usage=KIWI_USAGE if isinstance(tokenizer, KiwiTokenizerFast) else "")
         save_model_dir(m, tokenizer, out / "model", card)
         if evaluation is not None:
             atomic.write_jsonl(out / "predictions.jsonl", evaluation.predictions)
