@@ -105,29 +105,31 @@ class KiwiTokenizerFast:
     as the vocabulary was trained; everything else is the wrapped tokenizer's."""
 
     def __init__(self, tokenizer: Any, directory: Path) -> None:
-        self._tokenizer = tokenizer
+        self._hf = tokenizer
         self._directory = directory
         self._kiwi = KiwiPreTokenizer(tokenizer.backend_tokenizer.normalizer)
 
     def __call__(self, text: Any = None, text_pair: Any = None, **kwargs: Any) -> Any:
-        backend = self._tokenizer.backend_tokenizer
+        backend = self._hf.backend_tokenizer
         own = backend.pre_tokenizer
         self._kiwi.prepare(_strings(text) + _strings(text_pair))
         backend.pre_tokenizer = pre_tokenizers.Sequence(
             [pre_tokenizers.PreTokenizer.custom(self._kiwi), own])
         try:
-            return self._tokenizer(text, text_pair, **kwargs)
+            return self._hf(text, text_pair, **kwargs)
         finally:
             backend.pre_tokenizer = own
             self._kiwi.forget()
 
     def save_pretrained(self, directory: str | Path, **kwargs: Any) -> Any:
-        saved = self._tokenizer.save_pretrained(directory, **kwargs)
+        saved = self._hf.save_pretrained(directory, **kwargs)
         shutil.copyfile(self._directory / META_FILE, Path(directory) / META_FILE)
         return saved
 
     def __len__(self) -> int:
-        return len(self._tokenizer)
+        return len(self._hf)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._tokenizer, name)
+        if name.startswith("__") or name in ("_hf", "_directory", "_kiwi"):
+            raise AttributeError(name)  # not set yet (copy, pickle): never recurse
+        return getattr(self._hf, name)
