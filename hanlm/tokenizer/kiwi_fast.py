@@ -14,15 +14,14 @@ pre-tokenizer cannot be saved in ``tokenizer.json``: it is in place only during 
 from __future__ import annotations
 
 import shutil
-import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from tokenizers import NormalizedString, PreTokenizedString, pre_tokenizers
 
-from hanlm.text.sentences import kiwi
 from hanlm.tokenizer.format import META_FILE
+from hanlm.tokenizer.pretokenize import morpheme_starts
 
 
 class KiwiPreTokenizer:
@@ -38,17 +37,10 @@ class KiwiPreTokenizer:
         self._cuts: dict[str, list[int]] = {}  # normalized text -> where its pieces start
 
     def prepare(self, texts: Iterable[str]) -> None:
-        todo = sorted(set(texts))
-        nfc = [unicodedata.normalize("NFC", t) for t in todo]
-        if not nfc:
-            return
-        for text, tokens in zip(nfc, kiwi().tokenize(nfc), strict=True):
+        for text, starts in morpheme_starts(sorted(set(texts))):
             normalized = self._normalizer.normalize_str(text) if self._normalizer else text
             where = _alignment(text, normalized)
-            self._cuts[normalized] = sorted(
-                where[t.start] for t in tokens
-                if 0 < t.start < len(text) and not text[t.start - 1].isspace()
-                and not text[t.start].isspace())
+            self._cuts[normalized] = sorted(where[start] for start in starts if start < len(text))
 
     def forget(self) -> None:
         self._cuts.clear()
@@ -60,20 +52,17 @@ class KiwiPreTokenizer:
         # piece.original is not the input when the normalizer changed lengths (NFD): key by
         # the normalized text
         normalized = piece.normalized
-        if normalized not in self._cuts:
-            self._cuts[normalized] = _cuts_of(normalized)
+        if normalized not in self._cuts:  # not normalized again: BertNormalizer is not idempotent
+            [(_, starts)] = morpheme_starts([normalized])
+            self._cuts[normalized] = sorted(starts)
         out, last = [], 0
-        for at in self._cuts[normalized]:
-            if at > last and not normalized[at - 1].isspace() and not normalized[at].isspace():
+        for at in self._cuts[normalized]:  # cut inside eojeols only, as kiwi_pieces does
+            if last < at < len(normalized) and not normalized[at - 1].isspace() \
+                    and not normalized[at].isspace():
                 out.append(piece[last:at])
                 last = at
         out.append(piece[last:len(normalized)])
         return out
-
-
-def _cuts_of(text: str) -> list[int]:
-    [tokens] = kiwi().tokenize([text]) if text else [[]]
-    return sorted({t.start for t in tokens if 0 < t.start < len(text)})
 
 
 def _alignment(nfc: str, normalized: str) -> list[int]:
@@ -84,7 +73,7 @@ def _alignment(nfc: str, normalized: str) -> list[int]:
         return list(range(len(nfc)))
     where, j = [], 0
     for ch in nfc:
-        while j < len(normalized) and normalized[j] == " " and not ch.isspace() and ch != " ":
+        while j < len(normalized) and normalized[j] == " " and not ch.isspace():
             j += 1  # a space the normalizer inserted
         where.append(j)
         if j < len(normalized) and (normalized[j] == ch or (ch.isspace() and normalized[j] == " ")):

@@ -40,8 +40,8 @@ def eojeol_spans(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in _EOJEOL.finditer(text)]
 
 
-def kiwi_pieces(texts: Sequence[str]) -> list[list[list[str]]]:
-    """For each text (NFC-normalised first), its eojeols, each as a list of morpheme pieces.
+def morpheme_starts(texts: Sequence[str]) -> list[tuple[str, set[int]]]:
+    """Each text NFC-normalised, with the offsets in it where Kiwi's morphemes start.
 
     All texts go to kiwi in one call, which kiwi spreads over its threads.
     """
@@ -49,9 +49,12 @@ def kiwi_pieces(texts: Sequence[str]) -> list[list[list[str]]]:
     if not texts:
         return []
     analyses = kiwi().tokenize(texts)
-    return [
-        _cut(text, {t.start for t in tokens}) for text, tokens in zip(texts, analyses, strict=True)
-    ]
+    return [(text, {t.start for t in tokens}) for text, tokens in zip(texts, analyses, strict=True)]
+
+
+def kiwi_pieces(texts: Sequence[str]) -> list[list[list[str]]]:
+    """For each text (NFC-normalised first), its eojeols, each as a list of morpheme pieces."""
+    return [_cut(text, starts) for text, starts in morpheme_starts(texts)]
 
 
 def _cut(text: str, cuts: set[int]) -> list[list[str]]:
