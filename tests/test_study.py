@@ -630,24 +630,18 @@ MICRO = dict(target_chars=150, vocab_size=200, pretrain_steps=4, pretrain_batch_
 MICRO_MODELS = {"review", "general", "review-electra", "general-electra", "continued", "random"}
 
 
-@pytest.mark.slow
-def test_micro_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
-    root = make_shared_data(tmp_path / "data")
-    monkeypatch.setenv("HANLM_SHARED_DATA", str(root))
-    cfg = StudyConfig(work_dir=str(tmp_path / "work"), results=str(tmp_path / "results"),
-                      **MICRO)
-    assert run_study(cfg) == 0
-    results = json.loads((tmp_path / "results" / "results.json").read_text(encoding="utf-8"))
+def _check_micro_results(results: dict, work: Path, results_dir: Path, printed: str) -> None:
+    """What the first micro study wrote: runs, pretraining phases, objectives, full NSMC, report."""
     assert len(results["runs"]) == 6 * (3 + 1)
     assert {r["model"] for r in results["runs"]} == MICRO_MODELS
     assert results["pretraining"]["review"]["steps"] == 4
     assert results["pretraining"]["general-electra"]["objective"] == "electra"
     assert [p["steps"] for p in results["pretraining"]["review-electra"]["phases"]] == [4]
-    assert (tmp_path / "work" / "data-review-packed" / "meta.json").is_file()
-    assert not (tmp_path / "work" / "data-review-electra").exists()
-    electra = json.loads((tmp_path / "work" / "model-review-electra" / "config.json").read_text())
+    assert (work / "data-review-packed" / "meta.json").is_file()
+    assert not (work / "data-review-electra").exists()
+    electra = json.loads((work / "model-review-electra" / "config.json").read_text())
     assert electra["model_type"] == "electra"
-    assert json.loads((tmp_path / "work" / "model-random" / "config.json").read_text())[
+    assert json.loads((work / "model-random" / "config.json").read_text())[
         "model_type"] == "bert"
     winners = results["summary"]["objectives"]
     assert set(winners["nsmc"]["review"]["means"]) == {"bert", "electra"}
@@ -660,38 +654,44 @@ def test_micro_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     assert results["source_sha256"]["work_dir_made_by"] == results["source_sha256"]["this_invocation"]
     phases = results["pretraining"]["review"]["phases"]
     assert [(p["steps"], p["batch_size"], p["max_len"]) for p in phases] == [(2, 8, 16), (2, 4, 32)]
-    assert (tmp_path / "work" / "model-review-short" / "config.json").is_file()
+    assert (work / "model-review-short" / "config.json").is_file()
     table = results["summary"]["table"]
     assert set(table) == MICRO_MODELS | {"tfidf"}
     assert all(table[m]["nsmc"]["mean"] is not None for m in table)
     for plot in ("pretraining_loss.png", "data_efficiency.png", "domain_heatmap.png"):
-        assert (tmp_path / "results" / plot).stat().st_size > 1000
-    printed = capsys.readouterr().out
+        assert (results_dir / plot).stat().st_size > 1000
     assert "| review-pretrained, MLM + NSP |" in printed and "Goal:" in printed
     assert "| review-pretrained, ELECTRA |" in printed and "Objectives, best first" in printed
     assert "Full NSMC:" in printed
-    # The general model continued on the review text, read with the general vocabulary, for
-    # the review model's step budget in one phase.
+
+
+def _check_micro_continued(results: dict, work: Path, printed: str) -> None:
+    """The general model continued on the review text, read with the general vocabulary, for
+    the review model's step budget in one phase; the models carry the pretraining dropout."""
     assert [(p["steps"], p["max_len"]) for p in results["pretraining"]["continued"]["phases"]] == [
         (4, 32)]
+    table = results["summary"]["table"]
     assert "general-electra" not in {m for m in table if m.startswith("continued")}
-    meta = json.loads((tmp_path / "work" / "data-continued" / "meta.json").read_text())
-    general = json.loads((tmp_path / "work" / "data-general" / "meta.json").read_text())
+    meta = json.loads((work / "data-continued" / "meta.json").read_text())
+    general = json.loads((work / "data-general" / "meta.json").read_text())
     assert meta["tokenizer_fingerprint"] == general["tokenizer_fingerprint"]
     assert meta["documents"] == json.loads(
-        (tmp_path / "work" / "data-review" / "meta.json").read_text())["documents"]
+        (work / "data-review" / "meta.json").read_text())["documents"]
     assert set(results["summary"]["continued"]["continued"]["nsmc"]) == {"mean", "review",
                                                                          "general"}
     assert "| general, continued on reviews, MLM + NSP |" in printed
     assert "Continued pretraining" in printed
-    # The models carry the pretraining dropout (0), which fine-tuning uses unless told otherwise.
-    work = tmp_path / "work"
+    # (0), which fine-tuning uses unless told otherwise.
     assert json.loads((work / "model-review" / "config.json").read_text())["hidden_dropout_prob"] == 0
     assert {config.read_yaml(p)["dropout"] for p in (work / "finetune").rglob("config.yaml")} == {None}
+
+
+def _check_micro_reruns(cfg: StudyConfig, work: Path, tmp_path: Path) -> None:
+    """Which stages and runs a later invocation redoes, with the same or changed settings."""
     # A second invocation finds every stage complete and recomputes nothing.
-    before = json.loads((tmp_path / "work" / "timings.json").read_text(encoding="utf-8"))
+    before = json.loads((work / "timings.json").read_text(encoding="utf-8"))
     assert run_study(cfg) == 0
-    after = json.loads((tmp_path / "work" / "timings.json").read_text(encoding="utf-8"))
+    after = json.loads((work / "timings.json").read_text(encoding="utf-8"))
     assert after == before
     # A fine-tuning setting redoes only the runs it changes.
     finished = {p.parent: p.stat().st_mtime_ns for p in (work / "finetune").rglob("metrics.json")}
@@ -726,6 +726,21 @@ def test_micro_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     with pytest.raises(HanlmError, match="other settings"):
         run_study(StudyConfig(work_dir=str(work), results=str(tmp_path / "r3"),
                               **{**MICRO, "vocab_size": 300}))
+
+
+@pytest.mark.slow
+def test_micro_study_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
+    root = make_shared_data(tmp_path / "data")
+    monkeypatch.setenv("HANLM_SHARED_DATA", str(root))
+    cfg = StudyConfig(work_dir=str(tmp_path / "work"), results=str(tmp_path / "results"),
+                      **MICRO)
+    assert run_study(cfg) == 0
+    results = json.loads((tmp_path / "results" / "results.json").read_text(encoding="utf-8"))
+    printed = capsys.readouterr().out
+    work = tmp_path / "work"
+    _check_micro_results(results, work, tmp_path / "results", printed)
+    _check_micro_continued(results, work, printed)
+    _check_micro_reruns(cfg, work, tmp_path)
 
 
 @pytest.mark.shared_data
