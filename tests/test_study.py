@@ -681,7 +681,7 @@ def _check_micro_continued(results: dict, work: Path, printed: str) -> None:
                                                                          "general"}
     assert "| general, continued on reviews, MLM + NSP |" in printed
     assert "Continued pretraining" in printed
-    # (0), which fine-tuning uses unless told otherwise.
+    # The pretraining dropout (0) is what fine-tuning uses unless told otherwise.
     assert json.loads((work / "model-review" / "config.json").read_text())["hidden_dropout_prob"] == 0
     assert {config.read_yaml(p)["dropout"] for p in (work / "finetune").rglob("config.yaml")} == {None}
 
